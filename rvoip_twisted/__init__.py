@@ -1,0 +1,1 @@
+"""rvoip-twisted: a SIP/RTP server and library on Twisted."""
