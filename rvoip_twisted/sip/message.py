@@ -1,0 +1,366 @@
+"""
+SIP requests and responses (RFC 3261 section 7).
+
+Headers are kept in order as C{(name, value)} pairs with canonical names
+(compact forms expanded); lookups are case-insensitive.  Values are text
+decoded from the wire as UTF-8 with C{surrogateescape}, so any byte
+sequence survives a parse and serialise round trip.  Structured views (Via,
+From, To, CSeq, Contact...) are parsed on first use and cached; changing a
+header drops the cache.
+"""
+
+from .errors import SIPParseError
+from .headers import (
+    CANONICAL, LIST_HEADERS, CSeq, NameAddr, Via, parse_int, split_list,
+)
+from .uri import URI, parse_uri
+
+ENCODING = "utf-8"
+ERRORS = "surrogateescape"
+
+REASONS = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded",
+    182: "Queued", 183: "Session Progress", 200: "OK", 202: "Accepted",
+    300: "Multiple Choices", 301: "Moved Permanently",
+    302: "Moved Temporarily", 305: "Use Proxy", 380: "Alternative Service",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
+    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+    406: "Not Acceptable", 407: "Proxy Authentication Required",
+    408: "Request Timeout", 410: "Gone", 413: "Request Entity Too Large",
+    414: "Request-URI Too Long", 415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme", 420: "Bad Extension",
+    421: "Extension Required", 423: "Interval Too Brief",
+    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected", 483: "Too Many Hops", 484: "Address Incomplete",
+    485: "Ambiguous", 486: "Busy Here", 487: "Request Terminated",
+    488: "Not Acceptable Here", 491: "Request Pending", 493: "Undecipherable",
+    500: "Server Internal Error", 501: "Not Implemented", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Server Time-out",
+    505: "Version Not Supported", 513: "Message Too Large",
+    600: "Busy Everywhere", 603: "Decline", 604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+}
+
+#: headers a response copies from its request (RFC 3261 8.2.6.2).
+_COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
+
+
+def _key(name):
+    return CANONICAL.get(name.lower(), name)
+
+
+class Message:
+    """
+    What requests and responses share: C{headers} (a list of C{(name,
+    value)} pairs), C{body} (bytes), and the cached structured views.
+    """
+
+    __slots__ = ("headers", "body", "_cache", "source")
+
+    def __init__(self, headers=None, body=b""):
+        self.headers = headers if headers is not None else []
+        self.body = body
+        self._cache = {}
+        #: (transport, host, port) it came from; set by transports.
+        self.source = None
+
+    # -- raw access
+
+    def get(self, name, default=None):
+        """The first value of a header (the first element of a list header)."""
+        name = _key(name)
+        lname = name.lower()
+        for n, v in self.headers:
+            if n == name or n.lower() == lname:
+                if name in LIST_HEADERS:
+                    return split_list(v)[0]
+                return v
+        return default
+
+    def get_all(self, name):
+        """Every value of a header, list headers split on their commas."""
+        name = _key(name)
+        lname = name.lower()
+        out = []
+        split = name in LIST_HEADERS
+        for n, v in self.headers:
+            if n == name or n.lower() == lname:
+                if split:
+                    out.extend(split_list(v))
+                else:
+                    out.append(v)
+        return out
+
+    def has(self, name):
+        name = _key(name)
+        lname = name.lower()
+        for n, _ in self.headers:
+            if n == name or n.lower() == lname:
+                return True
+        return False
+
+    def set(self, name, value):
+        """Replace every instance of a header with one value (at the first one's place)."""
+        name = _key(name)
+        lname = name.lower()
+        new = []
+        placed = False
+        for n, v in self.headers:
+            if n.lower() == lname:
+                if not placed:
+                    new.append((name, value))
+                    placed = True
+            else:
+                new.append((n, v))
+        if not placed:
+            new.append((name, value))
+        self.headers = new
+        self._cache.clear()
+
+    def add(self, name, value):
+        """Append a header (after any others)."""
+        self.headers.append((_key(name), value))
+        self._cache.clear()
+
+    def insert(self, name, value):
+        """Put a header value before the first of its name (Via, Route), or first."""
+        name = _key(name)
+        lname = name.lower()
+        for i, (n, _) in enumerate(self.headers):
+            if n.lower() == lname:
+                self.headers.insert(i, (name, value))
+                break
+        else:
+            self.headers.insert(0, (name, value))
+        self._cache.clear()
+
+    def remove(self, name):
+        lname = _key(name).lower()
+        self.headers = [(n, v) for n, v in self.headers if n.lower() != lname]
+        self._cache.clear()
+
+    # -- structured views
+
+    def _single(self, name):
+        value = None
+        for n, v in self.headers:
+            if n == name:
+                if value is not None and v.strip() != value.strip():
+                    raise SIPParseError("More than one " + name + " header")
+                value = v
+        return value
+
+    def _required(self, name):
+        value = self._single(name)
+        if value is None:
+            raise SIPParseError("Missing " + name + " header")
+        return value
+
+    @property
+    def call_id(self):
+        c = self._cache
+        if "call-id" not in c:
+            value = self._required("Call-ID").strip()
+            if not value:
+                raise SIPParseError("Empty Call-ID header")
+            c["call-id"] = value
+        return c["call-id"]
+
+    @property
+    def cseq(self):
+        c = self._cache
+        if "cseq" not in c:
+            c["cseq"] = CSeq.parse(self._required("CSeq"))
+        return c["cseq"]
+
+    @property
+    def from_(self):
+        c = self._cache
+        if "from" not in c:
+            c["from"] = NameAddr.parse(self._required("From"), "From")
+        return c["from"]
+
+    @property
+    def to(self):
+        c = self._cache
+        if "to" not in c:
+            c["to"] = NameAddr.parse(self._required("To"), "To")
+        return c["to"]
+
+    @property
+    def from_tag(self):
+        return self.from_.params.get("tag")
+
+    @property
+    def to_tag(self):
+        return self.to.params.get("tag")
+
+    @property
+    def vias(self):
+        c = self._cache
+        if "via" not in c:
+            vias = []
+            for value in self.get_all("Via"):
+                if not value:
+                    raise SIPParseError("Empty Via value")
+                vias.append(Via.parse(value))
+            c["via"] = vias
+        return c["via"]
+
+    @property
+    def top_via(self):
+        vias = self.vias
+        if not vias:
+            raise SIPParseError("Missing Via header")
+        return vias[0]
+
+    def _name_addrs(self, name, key):
+        c = self._cache
+        if key not in c:
+            c[key] = [NameAddr.parse(v, name) for v in self.get_all(name)]
+        return c[key]
+
+    @property
+    def contacts(self):
+        return self._name_addrs("Contact", "contact")
+
+    @property
+    def contact(self):
+        """The first Contact, or C{None}."""
+        contacts = self.contacts
+        return contacts[0] if contacts else None
+
+    @property
+    def routes(self):
+        return self._name_addrs("Route", "route")
+
+    @property
+    def record_routes(self):
+        return self._name_addrs("Record-Route", "record-route")
+
+    @property
+    def max_forwards(self):
+        c = self._cache
+        if "max-forwards" not in c:
+            value = self._single("Max-Forwards")
+            c["max-forwards"] = (
+                None if value is None else parse_int(value, "Max-Forwards", 255))
+        return c["max-forwards"]
+
+    @property
+    def content_length(self):
+        value = self._single("Content-Length")
+        return None if value is None else parse_int(value, "Content-Length")
+
+    @property
+    def content_type(self):
+        """The media type, lower-cased, without parameters; C{None} if absent."""
+        value = self._single("Content-Type")
+        if value is None:
+            return None
+        mtype = value.split(";", 1)[0].strip().lower()
+        main, slash, sub = mtype.partition("/")
+        if not slash or not main.strip() or not sub.strip():
+            raise SIPParseError("Bad Content-Type header")
+        return main.strip() + "/" + sub.strip()
+
+    @property
+    def expires(self):
+        """The Expires header as an int (capped at 2**32-1), or C{None}."""
+        value = self._single("Expires")
+        if value is None:
+            return None
+        return min(parse_int(value, "Expires"), 2 ** 32 - 1)
+
+    def validate(self):
+        """
+        Parse every structured header this stack understands, raising
+        L{SIPParseError} (400) for the first malformed one.  The parser has
+        already checked the start line, Via, From, To, Call-ID, CSeq,
+        Max-Forwards and Content-Length.
+        """
+        self.contacts
+        self.routes
+        self.record_routes
+        self.content_type
+        self.expires
+        date = self._single("Date")
+        if date is not None and not date.rstrip().endswith("GMT"):
+            raise SIPParseError("Date must be in GMT")
+        return self
+
+    # -- serialisation
+
+    def _start_line(self):
+        raise NotImplementedError()
+
+    def to_bytes(self):
+        """The message on the wire, with a correct Content-Length."""
+        body = self.body
+        lines = [self._start_line()]
+        for n, v in self.headers:
+            if n != "Content-Length":
+                lines.append(n + ": " + v)
+        lines.append("Content-Length: %d" % (len(body),))
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode(ENCODING, ERRORS) + body
+
+    __bytes__ = to_bytes
+
+
+class Request(Message):
+    """A SIP request: C{method}, C{uri} (a L{URI}), headers, body."""
+
+    __slots__ = ("method", "uri")
+
+    def __init__(self, method, uri, headers=None, body=b""):
+        Message.__init__(self, headers, body)
+        self.method = method
+        if isinstance(uri, str):
+            uri = parse_uri(uri)
+        self.uri = uri
+
+    def _start_line(self):
+        return "%s %s SIP/2.0" % (self.method, self.uri)
+
+    def response(self, status, reason=None, to_tag=None, headers=(), body=b""):
+        """
+        A response to this request (RFC 3261 8.2.6): Via, From, To, Call-ID
+        and CSeq copied, C{to_tag} added to To if it has none.
+        """
+        hdrs = [(n, v) for n, v in self.headers if n in _COPIED]
+        if to_tag is not None and status > 100:
+            for i, (n, v) in enumerate(hdrs):
+                if n == "To":
+                    if "tag" not in self.to.params:
+                        hdrs[i] = ("To", "%s;tag=%s" % (v.strip(), to_tag))
+                    break
+        if status == 100:
+            ts = self.get("Timestamp")
+            if ts is not None:
+                hdrs.append(("Timestamp", ts))
+        hdrs.extend(headers)
+        return Response(status, reason or REASONS.get(status, "Unknown"), hdrs, body)
+
+    def __repr__(self):
+        return "<Request %s %s>" % (self.method, self.uri)
+
+
+class Response(Message):
+    """A SIP response: C{status}, C{reason}, headers, body."""
+
+    __slots__ = ("status", "reason")
+
+    def __init__(self, status, reason=None, headers=None, body=b""):
+        Message.__init__(self, headers, body)
+        self.status = status
+        self.reason = REASONS.get(status, "Unknown") if reason is None else reason
+
+    def _start_line(self):
+        return "SIP/2.0 %d %s" % (self.status, self.reason)
+
+    def __repr__(self):
+        return "<Response %d %s>" % (self.status, self.reason)
+
+
+__all__ = ["Message", "Request", "Response", "URI", "REASONS"]
