@@ -1,0 +1,451 @@
+"""
+SIP over UDP and TCP (RFC 3261 section 18, RFC 3581): the only module that
+moves SIP bytes through sockets.
+
+L{SIPTransport} is the layer object the transaction layer talks to: it owns
+the UDP protocols and the TCP connections, parses what arrives, stamps the
+top Via with C{received}/C{rport}, answers what cannot be parsed (400, 413,
+505) when it can, and routes what is sent: responses by their Via (section
+18.2.2), requests to a L{Destination}.
+"""
+
+import socket
+
+from twisted.internet import protocol
+from twisted.internet.error import ConnectionDone
+from twisted.logger import Logger
+
+from ..sip.address import Destination
+from ..sip.errors import SIPParseError
+from ..sip.headers import split_list
+from ..sip.message import Request
+from ..sip.parser import MAX_MESSAGE_SIZE, StreamParser, parse_message
+
+#: RFC 3261 18.1.1: a request larger than this goes over TCP.
+UDP_MTU_LIMIT = 1300
+RCVBUF = 4 * 1024 * 1024
+
+
+def is_ip(host):
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except (OSError, ValueError):
+            pass
+    return False
+
+
+def _family(host):
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+class SIPDatagramProtocol(protocol.DatagramProtocol):
+    """SIP over one UDP socket."""
+
+    _log = Logger()
+
+    def __init__(self, layer):
+        self.layer = layer
+
+    def startProtocol(self):
+        try:
+            self.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        except (OSError, AttributeError):
+            self._log.warn("could not enlarge the SIP UDP receive buffer")
+        self.layer._udp_started(self)
+
+    def stopProtocol(self):
+        self.layer._udp_stopped(self)
+
+    def datagramReceived(self, data, addr):
+        self.layer.datagram_received(data, addr, self)
+
+    def connectionRefused(self):
+        # Only reported for connected UDP sockets, which SIP does not use.
+        pass
+
+
+class SIPStreamProtocol(protocol.Protocol):
+    """SIP over one TCP connection, accepted or opened."""
+
+    _log = Logger()
+
+    def __init__(self, layer, outgoing_key=None):
+        self.layer = layer
+        self.parser = StreamParser()
+        self.key = outgoing_key
+        self.queue = []
+
+    def connectionMade(self):
+        peer = self.transport.getPeer()
+        if self.key is None:
+            self.key = (peer.host, peer.port)
+        self.layer._tcp_connected(self)
+        queue, self.queue = self.queue, None
+        for data in queue:
+            self.transport.write(data)
+
+    def dataReceived(self, data):
+        try:
+            items = self.parser.feed(data)
+        except SIPParseError as e:
+            self.layer._answer_error(e, self._source(), self)
+            self._log.warn("closing SIP TCP connection from {peer}: {error}",
+                           peer=self.key, error=e.reason)
+            self.transport.loseConnection()
+            return
+        source = self._source()
+        for item in items:
+            if isinstance(item, SIPParseError):
+                self.layer._answer_error(item, source, self)
+            else:
+                self.layer.message_received(item, source)
+
+    def _source(self):
+        return Destination("TCP", self.key[0], self.key[1])
+
+    def write(self, data):
+        if self.queue is not None:
+            self.queue.append(data)
+        else:
+            self.transport.write(data)
+
+    def connectionLost(self, reason=ConnectionDone):
+        self.layer._tcp_lost(self, reason)
+
+
+class _OutgoingFactory(protocol.ClientFactory):
+    """Builds the one protocol of an outgoing connection up front, so
+    messages sent before the connection is made are queued in it."""
+
+    def __init__(self, layer, key):
+        self.layer = layer
+        self.key = key
+        self.proto = SIPStreamProtocol(layer, key)
+
+    def buildProtocol(self, addr):
+        return self.proto
+
+    def clientConnectionFailed(self, connector, reason):
+        self.layer._tcp_failed(self.key, reason)
+
+
+class _IncomingFactory(protocol.Factory):
+    def __init__(self, layer):
+        self.layer = layer
+
+    def buildProtocol(self, addr):
+        return SIPStreamProtocol(self.layer)
+
+
+class SIPTransport:
+    """
+    The SIP transport layer.
+
+    @ivar receiver: gets C{message_received(msg, source)} for every parsed
+        message and C{transport_error(dest, reason)} when sending failed;
+        normally the L{TransactionManager}.
+    """
+
+    _log = Logger()
+
+    def __init__(self, reactor, public_host=None, receiver=None):
+        self.reactor = reactor
+        self.public_host = public_host
+        self.receiver = receiver
+        self._udp = {}          # family -> SIPDatagramProtocol
+        self._udp_ports = {}    # family -> port number
+        self._tcp_ports = {}    # family -> port number
+        self._tcp_listening = False
+        self._connections = {}  # (host, port) -> SIPStreamProtocol (open or pending)
+        self._resolved = {}
+        self.received_count = 0
+        self.bad_count = 0
+
+    # -- factories for the listening services
+
+    def datagram_protocol(self):
+        return SIPDatagramProtocol(self)
+
+    def stream_factory(self):
+        self._tcp_listening = True
+        return _IncomingFactory(self)
+
+    def listening(self, kind, port):
+        """Record the port a listener got (the services call this)."""
+        family = _family(getattr(port, "host", "0.0.0.0") or "0.0.0.0")
+        number = port.getHost().port
+        if kind == "UDP":
+            self._udp_ports.setdefault(family, number)
+        else:
+            self._tcp_ports.setdefault(family, number)
+            self._tcp_listening = True
+
+    def _udp_started(self, proto):
+        host = proto.transport.getHost()
+        family = socket.AF_INET6 if ":" in host.host else socket.AF_INET
+        self._udp.setdefault(family, proto)
+        self._udp_ports.setdefault(family, host.port)
+
+    def _udp_stopped(self, proto):
+        for family, p in list(self._udp.items()):
+            if p is proto:
+                del self._udp[family]
+
+    # -- local addresses
+
+    @property
+    def host(self):
+        """The address advertised in Via and Contact."""
+        if self.public_host:
+            return self.public_host
+        for proto in self._udp.values():
+            h = proto.transport.getHost().host
+            if h not in ("0.0.0.0", "::"):
+                return h
+        return "127.0.0.1"
+
+    def port(self, transport="UDP"):
+        ports = self._udp_ports if transport == "UDP" else self._tcp_ports
+        for family in (socket.AF_INET, socket.AF_INET6):
+            if family in ports:
+                return ports[family]
+        other = self._tcp_ports if transport == "UDP" else self._udp_ports
+        for value in other.values():
+            return value
+        return 5060
+
+    def via(self, transport, branch):
+        """A Via value for a request we send over C{transport}."""
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = "[" + host + "]"
+        return "SIP/2.0/%s %s:%d;branch=%s;rport" % (
+            transport, host, self.port(transport), branch)
+
+    def contact_uri(self, user=None, transport="UDP"):
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = "[" + host + "]"
+        text = "sip:%s%s:%d" % (user + "@" if user else "", host, self.port(transport))
+        if transport == "TCP":
+            text += ";transport=tcp"
+        return text
+
+    # -- receiving
+
+    def datagram_received(self, data, addr, proto):
+        if len(data) <= 4 and not data.strip(b"\r\n"):
+            return  # keep-alive (RFC 5626 "double CRLF" ping)
+        source = Destination("UDP", addr[0], addr[1])
+        try:
+            msg = parse_message(data, MAX_MESSAGE_SIZE)
+        except SIPParseError as e:
+            self._answer_error(e, source, None)
+            return
+        self.message_received(msg, source)
+
+    def message_received(self, msg, source):
+        self.received_count += 1
+        msg.source = source
+        if isinstance(msg, Request):
+            try:
+                self._stamp_via(msg, source)
+            except SIPParseError as e:
+                self._answer_error(e, source, None)
+                return
+        receiver = self.receiver
+        if receiver is None:
+            return
+        try:
+            receiver.message_received(msg, source)
+        except Exception:
+            self._log.failure("receiver failed on a message from {source}",
+                              source=source)
+
+    def _stamp_via(self, msg, source):
+        """RFC 3261 18.2.1 and RFC 3581: received and rport on the top Via."""
+        via = msg.top_via
+        params = via.params
+        if "rport" in params and params["rport"] is None:
+            new = dict(params)
+            new["received"] = source.host
+            new["rport"] = str(source.port)
+        elif via.host != source.host and params.get("received") != source.host:
+            new = dict(params)
+            new["received"] = source.host
+        else:
+            return
+        stamped = via.replace(params=new)
+        headers = msg.headers
+        for i, (name, value) in enumerate(headers):
+            if name == "Via":
+                values = split_list(value)
+                values[0] = str(stamped)
+                headers[i] = ("Via", ", ".join(values))
+                break
+        msg._cache["via"] = [stamped] + msg.vias[1:]
+
+    def _answer_error(self, error, source, conn):
+        """Answer a message we could not parse, if it was a request we can answer."""
+        self.bad_count += 1
+        partial = error.partial
+        self._log.info("bad SIP message from {source}: {status} {reason}",
+                       source=source, status=error.status, reason=error.reason)
+        if partial is None or not isinstance(partial, Request):
+            return
+        if partial.method == "ACK":
+            return
+        try:
+            response = partial.response(error.status, error.reason)
+            dest = self._response_destination(partial, source)
+            self.send(response.to_bytes(), dest)
+        except SIPParseError:
+            # Via itself unusable: answer to where it came from.
+            try:
+                response = partial.response(error.status, error.reason)
+                self.send(response.to_bytes(), source)
+            except Exception:
+                self._log.failure("cannot answer a bad message from {source}", source=source)
+
+    # -- routing
+
+    def response_destination(self, request):
+        """Where responses to C{request} go (RFC 3261 18.2.2, RFC 3581)."""
+        return self._response_destination(request, request.source)
+
+    def _response_destination(self, request, source):
+        via = request.top_via
+        params = via.params
+        if via.transport != "UDP" and source is not None and source.transport == "TCP":
+            return source
+        if "maddr" in params:
+            return Destination("UDP", params["maddr"], via.port or 5060)
+        host = params.get("received") or via.host
+        if host.startswith("["):
+            host = host[1:-1]
+        rport = params.get("rport")
+        if rport:
+            return Destination(via.transport if via.transport == "TCP" else "UDP",
+                               host, int(rport))
+        if source is not None and source.transport == "UDP" and "received" in params:
+            return Destination("UDP", host, via.port or 5060)
+        return Destination("TCP" if via.transport == "TCP" else "UDP",
+                           host, via.port or 5060)
+
+    def request_destination(self, request):
+        """
+        Where a request goes: the first Route if it is a loose router,
+        else the Request-URI (RFC 3261 8.1.2, RFC 3263 without DNS SRV).
+        """
+        routes = request.routes
+        uri = routes[0].uri if routes and "lr" in routes[0].uri.params else request.uri
+        return self.uri_destination(uri)
+
+    def uri_destination(self, uri):
+        if uri is None or not uri.is_sip:
+            raise SIPParseError("Cannot route to a non-SIP URI", status=416)
+        maddr = uri.params.get("maddr")
+        host, port = uri.hostport(None)
+        if maddr:
+            host = maddr
+        transport = uri.transport
+        if uri.scheme == "sips":
+            transport = "tcp"
+        transport = "TCP" if transport == "tcp" else "UDP"
+        if port is None:
+            port = 5061 if uri.scheme == "sips" else 5060
+        return Destination(transport, host, port)
+
+    def prepare_request(self, request, dest):
+        """
+        Serialise a request for C{dest}; a UDP request larger than 1300
+        bytes goes over TCP when we listen on TCP (RFC 3261 18.1.1), with
+        its top Via changed to say so.  Returns C{(data, dest)}.
+        """
+        data = request.to_bytes()
+        if dest.transport == "UDP" and len(data) > UDP_MTU_LIMIT and self._tcp_listening:
+            via = request.top_via
+            if via.transport == "UDP":
+                stamped = via.replace(transport="TCP", port=self.port("TCP"))
+                for i, (name, value) in enumerate(request.headers):
+                    if name == "Via":
+                        values = split_list(value)
+                        values[0] = str(stamped)
+                        request.headers[i] = ("Via", ", ".join(values))
+                        break
+                request._cache.pop("via", None)
+                data = request.to_bytes()
+            dest = Destination("TCP", dest.host, dest.port)
+        return data, dest
+
+    # -- sending
+
+    def send(self, data, dest):
+        """Send bytes to a L{Destination}; failures reach C{receiver.transport_error}."""
+        host = dest.host
+        if not is_ip(host):
+            self._resolve_and_send(data, dest)
+            return
+        if dest.transport == "UDP":
+            proto = self._udp.get(_family(host))
+            if proto is None or proto.transport is None:
+                self._error(dest, "no UDP socket for this address family")
+                return
+            try:
+                proto.transport.write(data, (host, dest.port))
+            except OSError as e:
+                self._error(dest, str(e))
+        else:
+            self._send_tcp(data, dest)
+
+    def _resolve_and_send(self, data, dest):
+        cached = self._resolved.get(dest.host)
+        if cached is not None:
+            self.send(data, dest._replace(host=cached))
+            return
+
+        def resolved(address):
+            self._resolved[dest.host] = address
+            self.send(data, dest._replace(host=address))
+
+        def failed(reason):
+            self._error(dest, "cannot resolve %s" % (dest.host,))
+
+        self.reactor.resolve(dest.host).addCallbacks(resolved, failed)
+
+    def _send_tcp(self, data, dest):
+        key = (dest.host, dest.port)
+        conn = self._connections.get(key)
+        if conn is None:
+            factory = _OutgoingFactory(self, key)
+            conn = self._connections[key] = factory.proto
+            self.reactor.connectTCP(dest.host, dest.port, factory, timeout=10)
+        conn.write(data)
+
+    def _tcp_connected(self, conn):
+        self._connections[conn.key] = conn
+
+    def _tcp_lost(self, conn, reason):
+        if self._connections.get(conn.key) is conn:
+            del self._connections[conn.key]
+
+    def _tcp_failed(self, key, reason):
+        self._connections.pop(key, None)
+        self._error(Destination("TCP", key[0], key[1]), reason.getErrorMessage())
+
+    def _error(self, dest, reason):
+        self._log.info("cannot send to {dest}: {reason}", dest=dest, reason=reason)
+        receiver = self.receiver
+        if receiver is not None:
+            try:
+                receiver.transport_error(dest, reason)
+            except Exception:
+                self._log.failure("receiver failed on a transport error")
+
+    def close_connections(self):
+        for conn in list(self._connections.values()):
+            if conn.transport is not None:
+                conn.transport.loseConnection()
+        self._connections.clear()
