@@ -1,0 +1,186 @@
+"""
+A jitter buffer for constant-packetization audio (G.711 and the like).
+
+Policy: B{fixed target depth}, not adaptive.  Playout of a talkspurt starts
+once its first packet has waited C{depth} seconds (measured with the arrival
+times passed in, so no clock is read); from then on the media clock pulls
+one packet per frame with L{JitterBuffer.pop}.  Ordering is by (extended)
+sequence number:
+
+  - reordered packets are put back in order;
+  - duplicates, and packets arriving after their turn was played or
+    concealed ("too late"), are dropped and counted;
+  - a hole is concealed with the L{MISSING} marker, which the decoder turns
+    into silence (or a repeat);
+  - on underrun (nothing buffered) L{MISSING} is returned without advancing,
+    which stretches the delay by a frame; after C{max_stall} frames of
+    underrun the buffer goes idle (L{pop} returns C{None}) and the next
+    packet starts a new talkspurt with the full depth again;
+  - if more than C{depth + slack} worth of packets pile up (a burst after a
+    stall), the oldest are skipped so the delay returns to the target;
+    C{max_packets} bounds memory in any case.
+
+Payloads are opaque objects to the buffer (the media session stores
+C{(payload_type, payload)} tuples).
+"""
+
+from .packet import seq_diff
+
+__all__ = ["JitterBuffer", "MISSING", "ACCEPTED", "DUPLICATE", "LATE"]
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "MISSING"
+
+    def __bool__(self):
+        return False
+
+
+#: Returned by L{JitterBuffer.pop} for a frame that has to be concealed.
+MISSING = _Missing()
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+LATE = "late"
+
+_RESYNC = 3000  # a jump bigger than this restarts the stream (RFC 3550 MAX_DROPOUT)
+
+
+class JitterBuffer:
+    """
+    See the module docstring for the policy.
+
+    @ivar accepted: packets stored.
+    @ivar duplicates: packets dropped as duplicates.
+    @ivar late: packets dropped as too late.
+    @ivar concealed: frames answered with L{MISSING}.
+    @ivar skipped: packets dropped to bring the delay back to the target.
+    """
+
+    def __init__(self, depth=0.06, frame_duration=0.02, slack=2, max_stall=10, max_packets=64):
+        if depth < 0 or frame_duration <= 0:
+            raise ValueError("depth must be >= 0 and frame_duration > 0")
+        self.depth = depth
+        self.frame_duration = frame_duration
+        self.target_frames = max(1, int(round(depth / frame_duration)))
+        self.slack = slack
+        self.max_stall = max_stall
+        self.max_packets = max_packets
+        self.accepted = 0
+        self.duplicates = 0
+        self.late = 0
+        self.concealed = 0
+        self.skipped = 0
+        self.reset()
+
+    def reset(self):
+        """
+        Forget everything (a new source): the next packet starts afresh.
+        """
+        self._packets = {}
+        self._ref = None  # extended sequence number of the newest packet
+        self._next = None  # extended sequence number to play next
+        self._first_arrival = None
+        self._playing = False
+        self._stall = 0
+        self._played = set()
+
+    def __len__(self):
+        return len(self._packets)
+
+    @property
+    def playing(self):
+        """Whether a talkspurt is being played out."""
+        return self._playing
+
+    def push(self, seq, payload, arrival):
+        """
+        Offer one received packet.
+
+        @param seq: its 16-bit RTP sequence number.
+        @param arrival: its arrival time in seconds.
+        @return: L{ACCEPTED}, L{DUPLICATE} or L{LATE}.
+        """
+        ref = self._ref
+        if ref is None:
+            ext = seq + 0x10000  # leave room below for reordered packets
+        else:
+            delta = seq_diff(seq, ref & 0xFFFF)
+            if delta > _RESYNC or delta < -_RESYNC:
+                self.reset()
+                ext = seq + 0x10000
+            else:
+                ext = ref + delta
+        if self._next is not None and ext < self._next:
+            if ext in self._played:
+                self.duplicates += 1
+                return DUPLICATE
+            self.late += 1
+            return LATE
+        packets = self._packets
+        if ext in packets:
+            self.duplicates += 1
+            return DUPLICATE
+        packets[ext] = payload
+        self.accepted += 1
+        if ref is None or ext > ref:
+            self._ref = ext
+        if self._first_arrival is None:
+            self._first_arrival = arrival
+        if len(packets) > self.max_packets:
+            self._drop_oldest()
+        return ACCEPTED
+
+    def _drop_oldest(self):
+        oldest = min(self._packets)
+        del self._packets[oldest]
+        self.skipped += 1
+        if self._next is not None and self._next <= oldest:
+            self._next = oldest + 1
+
+    def pop(self, now):
+        """
+        The payload for the next frame, L{MISSING} to conceal one frame, or
+        C{None} when there is nothing to play (not started, or idle).
+        """
+        packets = self._packets
+        if not self._playing:
+            if not packets or now - self._first_arrival < self.depth - 1e-9:
+                return None
+            self._playing = True
+            self._stall = 0
+            self._next = min(packets)
+        nxt = self._next
+        if packets:
+            # too much buffered (a burst after a stall): skip to the target
+            excess = self._ref - nxt + 1 - (self.target_frames + self.slack)
+            while excess > 0:
+                if nxt in packets:
+                    del packets[nxt]
+                    self.skipped += 1
+                nxt += 1
+                excess -= 1
+            payload = packets.pop(nxt, MISSING)
+            self._next = nxt + 1
+            self._stall = 0
+            if payload is MISSING:
+                self.concealed += 1
+                return payload
+            played = self._played
+            played.add(nxt)
+            played.discard(nxt - 128)
+            if len(played) > 256:  # after skips: keep only the recent window
+                self._played = {p for p in played if p > nxt - 128}
+            return payload
+        # underrun: conceal without advancing
+        self._next = nxt
+        self._stall += 1
+        if self._stall > self.max_stall:
+            self._playing = False
+            self._first_arrival = None
+            return None
+        self.concealed += 1
+        return MISSING

@@ -1,0 +1,468 @@
+"""
+The SDP model (RFC 8866, formerly RFC 4566): parse and serialize session
+descriptions, tolerant of what real user agents send.
+
+  - lines of unknown type (and known ones this model does not interpret,
+    such as C{i=}, C{b=}, C{k=}, C{r=}, C{z=}) are kept in order and
+    re-emitted in their RFC position;
+  - attributes are an ordered tuple of C{(name, value)}; C{value} is
+    C{None} for property attributes such as C{a=sendrecv};
+  - C{c=} may sit at session level, media level or both; C{IN IP6} is
+    accepted;
+  - CRLF or bare LF line endings, trailing whitespace and blank lines are
+    accepted; CRLF is written.
+
+Values are frozen attrs classes: change one with C{attrs.evolve} or the
+C{with_*} helpers.
+"""
+
+import attrs
+
+__all__ = [
+    "SdpError",
+    "SdpParseError",
+    "Origin",
+    "Connection",
+    "RtpMap",
+    "MediaDescription",
+    "SessionDescription",
+    "parse",
+    "DIRECTIONS",
+    "STATIC_PAYLOAD_TYPES",
+]
+
+#: The four direction attributes (RFC 3264 section 5.1).
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
+class SdpError(Exception):
+    """
+    Base class of SDP errors; C{status} is the SIP response to answer with.
+    """
+
+    status = 400
+
+
+class SdpParseError(SdpError):
+    """
+    The body is not SDP that can be understood (answer 400).
+    """
+
+    status = 400
+
+
+@attrs.frozen
+class RtpMap:
+    """
+    An C{a=rtpmap} value: C{<pt> <encoding>/<clock rate>[/<channels>]}.
+    """
+
+    payload_type: int
+    encoding: str
+    clock_rate: int
+    channels: int = 1
+
+    def format(self):
+        """The attribute value."""
+        value = "%d %s/%d" % (self.payload_type, self.encoding, self.clock_rate)
+        if self.channels != 1:
+            value += "/%d" % (self.channels,)
+        return value
+
+    @classmethod
+    def parse(cls, value):
+        """
+        Parse an attribute value; C{None} if it is malformed.
+        """
+        try:
+            pt, rest = value.split(None, 1)
+            parts = rest.strip().split("/")
+            channels = int(parts[2]) if len(parts) > 2 and parts[2] else 1
+            return cls(int(pt), parts[0], int(parts[1]), channels)
+        except (ValueError, IndexError):
+            return None
+
+
+#: RFC 3551 static payload types, understood without an rtpmap.
+STATIC_PAYLOAD_TYPES = {
+    pt: RtpMap(pt, name, rate, channels)
+    for pt, name, rate, channels in (
+        (0, "PCMU", 8000, 1),
+        (3, "GSM", 8000, 1),
+        (4, "G723", 8000, 1),
+        (5, "DVI4", 8000, 1),
+        (6, "DVI4", 16000, 1),
+        (7, "LPC", 8000, 1),
+        (8, "PCMA", 8000, 1),
+        (9, "G722", 8000, 1),
+        (10, "L16", 44100, 2),
+        (11, "L16", 44100, 1),
+        (12, "QCELP", 8000, 1),
+        (13, "CN", 8000, 1),
+        (14, "MPA", 90000, 1),
+        (15, "G728", 8000, 1),
+        (16, "DVI4", 11025, 1),
+        (17, "DVI4", 22050, 1),
+        (18, "G729", 8000, 1),
+    )
+}
+
+
+@attrs.frozen
+class Origin:
+    """
+    C{o=<username> <sess-id> <sess-version> <nettype> <addrtype> <address>}.
+
+    C{session_id} is kept as a string (it may exceed 64 bits in the wild);
+    C{session_version} is an int, as it is compared and incremented.
+    """
+
+    username: str
+    session_id: str
+    session_version: int
+    nettype: str = "IN"
+    addrtype: str = "IP4"
+    address: str = "127.0.0.1"
+
+    def format(self):
+        return "%s %s %d %s %s %s" % (
+            self.username,
+            self.session_id,
+            self.session_version,
+            self.nettype,
+            self.addrtype,
+            self.address,
+        )
+
+
+@attrs.frozen
+class Connection:
+    """
+    C{c=<nettype> <addrtype> <address>}; a multicast C{/ttl} suffix stays
+    part of C{address}.
+    """
+
+    address: str
+    addrtype: str = "IP4"
+    nettype: str = "IN"
+
+    @classmethod
+    def for_address(cls, address):
+        """A connection line for a unicast IPv4 or IPv6 address."""
+        return cls(address, "IP6" if ":" in address else "IP4")
+
+    @property
+    def host(self):
+        """The address without any C{/ttl} or C{/count} suffix."""
+        return self.address.split("/", 1)[0]
+
+    @property
+    def is_hold(self):
+        """The RFC 2543 hold form: C{c=IN IP4 0.0.0.0} (or C{::})."""
+        return self.host in ("0.0.0.0", "::")
+
+    def format(self):
+        return "%s %s %s" % (self.nettype, self.addrtype, self.address)
+
+
+def _attributes(value):
+    return tuple((name, val) for name, val in value)
+
+
+def _lines(value):
+    return tuple((kind, val) for kind, val in value)
+
+
+class _AttributesMixin:
+    def get_attribute(self, name, default=None):
+        """The value of the first attribute called C{name}."""
+        for key, value in self.attributes:
+            if key == name:
+                return value
+        return default
+
+    def get_attributes(self, name):
+        """The values of every attribute called C{name}, in order."""
+        return [value for key, value in self.attributes if key == name]
+
+    def has_attribute(self, name):
+        """Whether an attribute called C{name} is present."""
+        return any(key == name for key, _ in self.attributes)
+
+    @property
+    def direction(self):
+        """
+        The direction attribute given at this level, or C{None}.
+        """
+        for key, value in self.attributes:
+            if value is None and key in DIRECTIONS:
+                return key
+        return None
+
+    def with_direction(self, direction):
+        """
+        A copy whose direction attribute is C{direction} (replacing any,
+        added last if there was none).
+        """
+        if direction not in DIRECTIONS:
+            raise ValueError("unknown direction %r" % (direction,))
+        attributes = [(k, v) for k, v in self.attributes if not (v is None and k in DIRECTIONS)]
+        attributes.append((direction, None))
+        return attrs.evolve(self, attributes=attributes)
+
+
+@attrs.frozen
+class MediaDescription(_AttributesMixin):
+    """
+    One C{m=} section.
+
+    @ivar formats: the format strings (payload type numbers for RTP).
+    @ivar lines: other lines of the section, C{(type, value)}, in order.
+    """
+
+    media: str
+    port: int
+    proto: str
+    formats: tuple = attrs.field(converter=tuple)
+    port_count: int = None
+    connection: Connection = None
+    attributes: tuple = attrs.field(default=(), converter=_attributes)
+    lines: tuple = attrs.field(default=(), converter=_lines)
+
+    @property
+    def payload_types(self):
+        """The formats that are integers, in order."""
+        out = []
+        for fmt in self.formats:
+            try:
+                out.append(int(fmt))
+            except ValueError:
+                pass
+        return out
+
+    def rtpmaps(self):
+        """
+        C{{payload_type: RtpMap}} for every listed payload type that has an
+        C{a=rtpmap} or is a static one (malformed rtpmaps are skipped).
+        """
+        listed = self.payload_types
+        maps = {}
+        for value in self.get_attributes("rtpmap"):
+            rtpmap = RtpMap.parse(value or "")
+            if rtpmap is not None and rtpmap.payload_type not in maps:
+                maps[rtpmap.payload_type] = rtpmap
+        out = {}
+        for pt in listed:
+            if pt in maps:
+                out[pt] = maps[pt]
+            elif pt in STATIC_PAYLOAD_TYPES:
+                out[pt] = STATIC_PAYLOAD_TYPES[pt]
+        return out
+
+    def fmtps(self):
+        """C{{payload_type: parameters}} from the C{a=fmtp} lines."""
+        out = {}
+        for value in self.get_attributes("fmtp"):
+            try:
+                pt, params = (value or "").split(None, 1)
+                out.setdefault(int(pt), params.strip())
+            except ValueError:
+                pass
+        return out
+
+    @property
+    def ptime(self):
+        """C{a=ptime} in milliseconds, or C{None} (also if malformed)."""
+        value = self.get_attribute("ptime")
+        try:
+            return int(float(value)) if value else None
+        except ValueError:
+            return None
+
+    @property
+    def rtcp(self):
+        """
+        C{a=rtcp} (RFC 3605) as C{(port, address or None)}, or C{None}.
+        """
+        value = self.get_attribute("rtcp")
+        if not value:
+            return None
+        parts = value.split()
+        try:
+            port = int(parts[0])
+        except ValueError:
+            return None
+        address = parts[3] if len(parts) >= 4 else None
+        return port, address
+
+    @property
+    def rtcp_mux(self):
+        """Whether C{a=rtcp-mux} (RFC 5761) is present."""
+        return self.has_attribute("rtcp-mux")
+
+    _ORDER = {"i": 0, "c": 1, "b": 2, "k": 3, "a": 5}
+
+    def _format_lines(self):
+        port = str(self.port)
+        if self.port_count is not None:
+            port += "/%d" % (self.port_count,)
+        out = [("m", " ".join([self.media, port, self.proto] + list(self.formats)))]
+        body = [(self._ORDER.get(kind, 4), kind, value) for kind, value in self.lines]
+        if self.connection is not None:
+            body.append((1, "c", self.connection.format()))
+        body.sort(key=lambda item: item[0])
+        out.extend((kind, value) for _, kind, value in body)
+        out.extend(("a", name if value is None else "%s:%s" % (name, value))
+                   for name, value in self.attributes)
+        return out
+
+
+@attrs.frozen
+class SessionDescription(_AttributesMixin):
+    """
+    A whole SDP body.
+
+    @ivar lines: session-level lines other than v, o, s, c, a and m
+        (i, u, e, p, b, t, r, z, k and unknown types), C{(type, value)}.
+    """
+
+    origin: Origin
+    session_name: str = "-"
+    connection: Connection = None
+    attributes: tuple = attrs.field(default=(), converter=_attributes)
+    media: tuple = attrs.field(default=(), converter=tuple)
+    lines: tuple = attrs.field(default=(("t", "0 0"),), converter=_lines)
+    version: int = 0
+
+    def media_connection(self, media):
+        """The connection for C{media}: its own, else the session's."""
+        return media.connection if media.connection is not None else self.connection
+
+    def media_direction(self, media):
+        """
+        The direction of C{media}: its own attribute, else the session's,
+        else C{"sendrecv"}.
+        """
+        return media.direction or self.direction or "sendrecv"
+
+    _ORDER = {"i": 0, "u": 1, "e": 2, "p": 3, "c": 4, "b": 5, "t": 6, "r": 6, "z": 7, "k": 8}
+
+    def serialize(self):
+        """
+        The body as bytes, CRLF line endings.
+        """
+        out = [
+            "v=%d" % (self.version,),
+            "o=" + self.origin.format(),
+            "s=" + (self.session_name or " "),
+        ]
+        body = [(self._ORDER.get(kind, 9), kind, value) for kind, value in self.lines]
+        if self.connection is not None:
+            body.append((4, "c", self.connection.format()))
+        if not any(kind == "t" for kind, _ in self.lines):
+            body.append((6, "t", "0 0"))
+        body.sort(key=lambda item: item[0])
+        out.extend("%s=%s" % (kind, value) for _, kind, value in body)
+        out.extend("a=" + (name if value is None else "%s:%s" % (name, value))
+                   for name, value in self.attributes)
+        for media in self.media:
+            out.extend("%s=%s" % line for line in media._format_lines())
+        return ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape")
+
+    __bytes__ = serialize
+
+    @classmethod
+    def parse(cls, data):
+        """
+        Parse bytes (or str).
+
+        @raise SdpParseError: not SDP.
+        """
+        return parse(data)
+
+
+def _parse_attribute(value):
+    name, sep, rest = value.partition(":")
+    return (name, rest) if sep else (name, None)
+
+
+def _parse_connection(value):
+    parts = value.split()
+    if len(parts) != 3:
+        raise SdpParseError("malformed c= line: %r" % (value,))
+    return Connection(parts[2], parts[1], parts[0])
+
+
+def _parse_media(value):
+    parts = value.split()
+    if len(parts) < 3:
+        raise SdpParseError("malformed m= line: %r" % (value,))
+    port_text, _, count_text = parts[1].partition("/")
+    try:
+        port = int(port_text)
+        count = int(count_text) if count_text else None
+    except ValueError:
+        raise SdpParseError("malformed m= port: %r" % (parts[1],))
+    if not 0 <= port <= 65535:
+        raise SdpParseError("m= port out of range: %d" % (port,))
+    return {"media": parts[0], "port": port, "port_count": count, "proto": parts[2],
+            "formats": parts[3:], "connection": None, "attributes": [], "lines": []}
+
+
+def parse(data):
+    """
+    Parse an SDP body (bytes or str) into a L{SessionDescription}.
+
+    @raise SdpParseError: not SDP (no C{v=} first, a line that is not
+        C{<letter>=...}, a malformed C{o=}, C{c=} or C{m=}).
+    """
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        data = bytes(data).decode("utf-8", "surrogateescape")
+    lines = [line.rstrip() for line in data.split("\n")]
+    lines = [line for line in lines if line]
+    if not lines or not lines[0].startswith("v="):
+        raise SdpParseError("SDP must start with v=")
+    try:
+        version = int(lines[0][2:].strip())
+    except ValueError:
+        raise SdpParseError("malformed v= line")
+    session = {"origin": None, "session_name": "-", "connection": None,
+               "attributes": [], "lines": []}
+    media = []
+    current = None
+    for line in lines[1:]:
+        if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
+            raise SdpParseError("malformed SDP line: %r" % (line[:40],))
+        kind, value = line[0], line[2:]
+        if kind == "m":
+            current = _parse_media(value)
+            media.append(current)
+        elif current is not None:
+            if kind == "a":
+                current["attributes"].append(_parse_attribute(value))
+            elif kind == "c":
+                current["connection"] = _parse_connection(value)
+            else:
+                current["lines"].append((kind, value))
+        elif kind == "o":
+            parts = value.split()
+            if len(parts) != 6:
+                raise SdpParseError("malformed o= line: %r" % (value,))
+            try:
+                sess_version = int(parts[2])
+            except ValueError:
+                raise SdpParseError("malformed o= session version: %r" % (parts[2],))
+            session["origin"] = Origin(parts[0], parts[1], sess_version, *parts[3:])
+        elif kind == "s":
+            session["session_name"] = value
+        elif kind == "c":
+            session["connection"] = _parse_connection(value)
+        elif kind == "a":
+            session["attributes"].append(_parse_attribute(value))
+        elif kind != "v":
+            session["lines"].append((kind, value))
+    if session["origin"] is None:
+        raise SdpParseError("SDP without o= line")
+    return SessionDescription(
+        media=[MediaDescription(**m) for m in media], version=version, **session
+    )

@@ -1,0 +1,852 @@
+"""
+The media service: RTP port allocation, one L{MediaSession} per call, the
+media clock and the RTCP loop.
+
+The per-packet paths (L{MediaSession._rtp_received} and
+L{MediaSession._on_tick}) use plain ints, tuples and precompiled structs:
+no logging, no per-packet objects beyond the bytes themselves, no timers.
+Everything else (SDP, RTCP, statistics) is delegated to the sans-IO
+modules in L{rvoip_twisted.sdp}, L{rvoip_twisted.rtp} and
+L{rvoip_twisted.media}.
+"""
+
+import collections
+import random as _random
+import struct
+
+from twisted.application.service import Service
+from twisted.internet import defer
+from twisted.internet.error import CannotListenError
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from ..media.codecs import REGISTRY
+from ..rtp.dtmf import DtmfParseError, DtmfReceiver, digit_to_event, dtmf_packets
+from ..rtp.jitter import MISSING, JitterBuffer
+from ..rtp.packet import RtpParseError, unpack
+from ..rtp.rtcp import (
+    Bye,
+    ReceiverReport,
+    RtcpParseError,
+    SenderReport,
+    SourceDescription,
+    ntp_from_unix,
+    parse_compound,
+    rtt_seconds,
+    serialize_compound,
+)
+from ..rtp.stats import ReceiveStats
+from ..sdp.negotiate import OfferAnswer
+from ..transport.rtp import listen_rtp
+from .clock import MediaClock
+
+__all__ = ["PortsExhausted", "MediaManager", "MediaSession", "estimate_mos"]
+
+_HEADER = struct.Struct("!BBHII")
+_pack_header = _HEADER.pack
+_unpack_seq_ts_ssrc = struct.Struct("!HII").unpack_from
+
+#: Frames sent at once at most after a reactor stall; the RTP timestamp
+#: still advances over the frames beyond this (the receiver conceals them).
+MAX_BURST = 10
+#: Pause between two digits of L{MediaSession.send_dtmf}, in ms.
+DTMF_GAP_MS = 60
+
+# ITU-T G.107 simplified E-model, G.711 values (G.113 Appendix I: Ie = 0,
+# Bpl = 25.1 with packet-loss concealment, as G.711 endpoints apply).
+_R0 = 93.2
+_G711_IE = 0.0
+_G711_BPL = 25.1
+
+
+def estimate_mos(loss_pct, delay_ms, ie=_G711_IE, bpl=_G711_BPL):
+    """
+    A MOS estimate from the simplified E-model (ITU-T G.107): R = 93.2 -
+    Id(delay) - Ie,eff(loss), random loss (BurstR = 1), then the G.107
+    R-to-MOS mapping.
+    """
+    d = max(0.0, delay_ms)
+    delay_impairment = 0.024 * d + (0.11 * (d - 177.3) if d > 177.3 else 0.0)
+    ppl = max(0.0, min(100.0, loss_pct))
+    ie_eff = ie + (95.0 - ie) * ppl / (ppl + bpl)
+    r = _R0 - delay_impairment - ie_eff
+    if r <= 0:
+        return 1.0
+    if r >= 100:
+        return 4.5
+    return round(1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6, 2)
+
+
+class PortsExhausted(Exception):
+    """
+    No free RTP port pair: the session layer answers 503.
+    """
+
+    status = 503
+
+
+class MediaSession:
+    """
+    The media of one call.  See L{MediaManager.new_session}.
+
+    @ivar local_port: the RTP port (RTCP is C{local_port + 1}, unless
+        rtcp-mux is negotiated).
+    @ivar on_dtmf: C{callable(digit, duration_ms)}, once per RFC 4733 event.
+    @ivar on_source_done: C{callable()} called when the playing source
+        ends (silence is sent from then on).
+    """
+
+    on_dtmf = None
+    on_source_done = None
+
+    _log = Logger()
+
+    def __init__(self, manager, call_id, port, rtp, rtcp, rng):
+        self.manager = manager
+        self.call_id = call_id
+        self.local_port = port
+        self._rtp = rtp
+        self._rtcp = rtcp
+        rtp.protocol.receiver = self._rtp_received
+        rtcp.protocol.receiver = self._rtcp_received
+        self._seconds = manager.reactor.seconds
+        self._codecs = manager.codec_preferences
+        self._oa = OfferAnswer(
+            manager.public_host, port, self._codecs, ptime=manager.ptime, rtcp_mux=True, random=rng
+        )
+        self.ssrc = rng.getrandbits(32)
+        self.cname = "%08x@%s" % (rng.getrandbits(32), manager.public_host)
+        self._seq = rng.getrandbits(16)
+        self._ts = rng.getrandbits(32)
+        self._marker = True
+        self._symmetric = manager.symmetric_rtp
+        self._period_ms = manager.ptime
+        self._credit_ms = 0
+        # negotiated state (set by _apply)
+        self.negotiated = None
+        self._codec = None
+        self._pt = None
+        self._ptime = manager.ptime
+        self._frame_samples = 8 * manager.ptime
+        self._ts_inc = 8 * manager.ptime
+        self._silence = b""
+        self._frame_payload_len = None
+        self._recv_codecs = {}
+        self._dtmf_recv_pts = frozenset()
+        self._dtmf_send_pt = None
+        self._sending = False
+        self._remote = None  # RTP address from SDP
+        self._remote_rtcp = None
+        self._rtcp_mux = False
+        self._latched = None
+        self._rtcp_latched = None
+        self._send = None  # callable(data) or None
+        # receive side
+        self._stats = ReceiveStats()
+        self._jitter = JitterBuffer(depth=manager.jitter_depth, frame_duration=manager.ptime / 1000.0)
+        self._dtmf_rx = DtmfReceiver()
+        self._fifo = bytearray()
+        # media endpoints
+        self._source = None
+        self._sink = None
+        self._echo = False
+        self._playout = False
+        # DTMF sending
+        self._dtmf_queue = collections.deque()
+        self._dtmf_event = None  # [packets, index, elapsed_ms, timestamp]
+        self._dtmf_gap = 0
+        # counters
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self.packets_received = 0
+        self.bad_packets = 0
+        self.foreign_packets = 0
+        self.unknown_payload_types = 0
+        self.rtcp_received = 0
+        self.rtcp_bad = 0
+        self.send_errors = 0
+        self.remote_bye = False
+        self.rtt = None
+        self.remote_fraction_lost = None
+        self.remote_cumulative_lost = None
+        self._sent_since_report = False
+        self._started = False
+        self._stopped = False
+        self._clock_handle = None
+
+    # -- SDP -------------------------------------------------------------------
+
+    def create_offer(self, direction="sendrecv"):
+        """An SDP offer (outgoing call, late offer, re-offer), as bytes."""
+        return self._oa.create_offer(direction).serialize()
+
+    def answer_offer(self, sdp):
+        """
+        Answer an SDP offer; the negotiated parameters apply at once.
+
+        @raise rvoip_twisted.sdp.SdpParseError: status 400.
+        @raise rvoip_twisted.sdp.SdpNegotiationError: status 488.
+        """
+        answer, stream = self._oa.answer(sdp)
+        self._apply(stream)
+        return answer.serialize()
+
+    def accept_answer(self, sdp):
+        """
+        Take the answer to our last offer.
+
+        @raise rvoip_twisted.sdp.SdpError: status 488 (or 400).
+        """
+        self._apply(self._oa.accept_answer(sdp))
+
+    def hold(self):
+        """A re-offer with a=sendonly (o= version bumped)."""
+        return self._oa.create_offer("sendonly").serialize()
+
+    def resume(self):
+        """A re-offer with a=sendrecv (o= version bumped)."""
+        return self._oa.create_offer("sendrecv").serialize()
+
+    def _apply(self, stream):
+        codec = self.manager.registry.get(stream.send_codec, stream.clock_rate)
+        if codec is not self._codec or stream.send_payload_type != self._pt:
+            self._marker = True
+        self.negotiated = stream
+        self._codec = codec
+        self._pt = stream.send_payload_type
+        self._ptime = stream.ptime
+        self._frame_samples = 8 * stream.ptime
+        self._ts_inc = codec.timestamp_increment(stream.ptime)
+        self._silence = codec.silence_payload(self._frame_samples)
+        self._frame_payload_len = (
+            self._frame_samples * codec.bytes_per_sample if codec.bytes_per_sample else None
+        )
+        self._recv_codecs = {
+            pt: self.manager.registry.get(name, stream.clock_rate)
+            for pt, name in stream.receive_payload_types.items()
+        }
+        self._dtmf_recv_pts = stream.receive_dtmf_payload_types
+        self._dtmf_send_pt = stream.send_dtmf_payload_type
+        if self._dtmf_send_pt is None:
+            self._dtmf_queue.clear()
+        self._rtcp_mux = stream.rtcp_mux
+        self._remote_rtcp = stream.remote_rtcp
+        remote = (stream.remote_address, stream.remote_port) if stream.remote_address else None
+        if remote != self._remote:
+            self._remote = remote
+            if self._latched is not None:  # a new peer: latch again
+                self._latched = None
+                self._rtcp_latched = None
+                self._rtp.disconnect()
+            if not self._symmetric and remote is not None:
+                self._rtp.connect(remote)
+        was_sending = self._sending
+        self._sending = stream.sending
+        if self._sending and not was_sending:
+            self._marker = True
+        self._update_send()
+
+    def _update_send(self):
+        target = self._latched or self._remote
+        if target is not None and self._symmetric and self._latched is not None:
+            if self._rtp.connected_to != target:
+                self._rtp.connect(target)
+        self._send = self._rtp.sender(target)
+
+    # -- control -----------------------------------------------------------------
+
+    def start(self):
+        """
+        Begin sending and receiving on the media clock.  Idempotent.
+        """
+        if self._started or self._stopped:
+            return
+        self._started = True
+        self._clock_handle = self.manager.clock.add(self._on_tick)
+
+    def stop(self):
+        """
+        RTCP BYE, close the sockets, release the ports.  Idempotent.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._clock_handle is not None:
+            self.manager.clock.remove(self._clock_handle)
+            self._clock_handle = None
+        if self._started:
+            report = self._report(self._seconds())
+            bye = Bye([self.ssrc], b"")
+            self._send_rtcp(serialize_compound(
+                [report, SourceDescription.cname(self.ssrc, self.cname), bye]))
+        events = self._dtmf_rx.flush()
+        if events and self.on_dtmf is not None:
+            self._deliver_dtmf(events)
+        if self._sink is not None:
+            sink, self._sink = self._sink, None
+            self._close_sink(sink)
+        self._source = None
+        self._playout = False
+        self.manager._session_stopped(self, [self._rtp.close(), self._rtcp.close()])
+
+    def play(self, source):
+        """
+        Send audio from an L{IAudioSource} (C{None}: silence).  Ends echo.
+        """
+        self._source = source
+        self._echo = False
+        self._playout = self._sink is not None
+
+    def record(self, sink):
+        """
+        Deliver decoded, de-jittered frames to an L{IAudioSink} (C{None}:
+        stop recording).  A sink replaced or still attached at L{stop} is
+        closed.
+        """
+        previous, self._sink = self._sink, sink
+        if previous is not None and previous is not sink:
+            self._close_sink(previous)
+        self._playout = self._echo or sink is not None
+
+    def echo(self):
+        """
+        Send the received audio back through the jitter buffer; G.711
+        payloads pass untouched when the codec and frame size match.
+        """
+        self._echo = True
+        self._source = None
+        self._playout = True
+
+    def send_dtmf(self, digits, duration_ms=100):
+        """
+        Queue RFC 4733 events.  Nothing is sent when telephone-event was not
+        negotiated.
+
+        @raise ValueError: a character that is not a DTMF digit.
+        """
+        for digit in digits:
+            digit_to_event(digit)
+        if self._dtmf_send_pt is None and self.negotiated is not None:
+            return
+        self._dtmf_queue.extend((digit, duration_ms) for digit in digits)
+
+    def quality(self):
+        """
+        Call-quality figures, a dict:
+          - C{codec}: the send codec name (C{None} before negotiation);
+          - C{packets_sent}, C{packets_received} (RTP, DTMF included);
+          - C{packets_lost}, C{loss_pct}: receive loss (RFC 3550 A.3);
+          - C{jitter_ms}: interarrival jitter (RFC 3550 A.8);
+          - C{rtt_ms}: from the peer's report blocks (LSR/DLSR), C{None}
+            until one arrived;
+          - C{remote_loss_pct}: the fraction the peer last reported losing
+            of our packets, C{None} until reported;
+          - C{mos}: L{estimate_mos} of our receive loss and a one-way delay
+            of RTT/2 + jitter buffer depth + packetization;
+          - C{bad_packets}: malformed RTP dropped.
+        """
+        stats = self._stats
+        expected = stats.expected
+        lost = max(0, stats.lost) if expected else 0
+        loss_pct = round(100.0 * lost / expected, 2) if expected else 0.0
+        jitter_ms = round(stats.jitter_seconds * 1000.0, 2)
+        rtt_ms = None if self.rtt is None else round(self.rtt * 1000.0, 1)
+        remote_loss = None
+        if self.remote_fraction_lost is not None:
+            remote_loss = round(self.remote_fraction_lost * 100.0 / 256, 2)
+        delay_ms = (rtt_ms or 0.0) / 2 + self.manager.jitter_depth * 1000.0 + self._ptime
+        return {
+            "codec": self._codec.name if self._codec is not None else None,
+            "packets_sent": self.packets_sent,
+            "packets_received": self.packets_received,
+            "packets_lost": lost,
+            "loss_pct": loss_pct,
+            "jitter_ms": jitter_ms,
+            "rtt_ms": rtt_ms,
+            "remote_loss_pct": remote_loss,
+            "mos": estimate_mos(loss_pct, delay_ms),
+            "bad_packets": self.bad_packets,
+        }
+
+    # -- the media clock -----------------------------------------------------------
+
+    def _on_tick(self, frames, now):
+        if self._stopped:
+            return
+        if self._ptime == self._period_ms:
+            count = frames
+        else:
+            self._credit_ms += frames * self._period_ms
+            count, self._credit_ms = divmod(self._credit_ms, self._ptime)
+        if count > MAX_BURST:
+            skipped = count - MAX_BURST
+            self._ts = (self._ts + skipped * self._ts_inc) & 0xFFFFFFFF
+            self._marker = True
+            count = MAX_BURST
+        for _ in range(count):
+            self._frame(now)
+
+    def _frame(self, now):
+        payload = None
+        if self._playout:
+            payload = self._playout_frame(now)
+        if self._codec is None:
+            return
+        if self._dtmf_event is not None or (self._dtmf_queue and self._dtmf_gap <= 0):
+            if self._dtmf_frame():
+                self._ts = (self._ts + self._ts_inc) & 0xFFFFFFFF
+                return
+        elif self._dtmf_gap > 0:
+            self._dtmf_gap -= self._ptime
+        send = self._send
+        if self._sending and send is not None:
+            if not self._echo:
+                source = self._source
+                if source is None:
+                    payload = self._silence
+                else:
+                    pcm = source.read(self._frame_samples)
+                    if pcm is None:
+                        payload = self._silence
+                        self._source_ended()
+                        if self._stopped:  # the callback ended the call
+                            return
+                    else:
+                        payload = self._codec.encode(pcm)
+            elif payload is None:
+                payload = self._silence
+            pt = self._pt
+            if self._marker:
+                pt |= 0x80
+                self._marker = False
+            try:
+                send(_pack_header(0x80, pt, self._seq, self._ts, self.ssrc) + payload)
+            except OSError:
+                self.send_errors += 1
+            self._seq = (self._seq + 1) & 0xFFFF
+            self.packets_sent += 1
+            self.octets_sent += len(payload)
+            self._sent_since_report = True
+        else:
+            self._marker = True
+        self._ts = (self._ts + self._ts_inc) & 0xFFFFFFFF
+
+    def _playout_frame(self, now):
+        """
+        Pull one frame from the jitter buffer: write PCM to the sink and
+        return the payload to echo (or C{None}).
+        """
+        need = 2 * self._frame_samples
+        sink = self._sink
+        echo_payload = None
+        pcm = None
+        if not self._fifo:
+            item = self._jitter.pop(now)
+            if item is None:
+                return None
+            codec = None if item is MISSING else self._recv_codecs.get(item[0])
+            if codec is None:  # lost (or a payload type renegotiated away)
+                pcm = bytes(need)
+            else:
+                payload = item[1]
+                if self._echo and codec is self._codec and len(payload) == self._frame_payload_len:
+                    echo_payload = payload  # pass-through, no transcoding
+                    if sink is not None:
+                        pcm = codec.decode(payload)
+                else:
+                    pcm = codec.decode(payload)
+                    if len(pcm) != need:
+                        self._fifo += pcm
+                        pcm = None
+        if pcm is None and echo_payload is None:
+            pcm = self._fill_from_fifo(now, need)
+            if pcm is None:
+                return None
+        if sink is not None and pcm is not None:
+            sink.write(pcm)
+        if self._echo and echo_payload is None:
+            echo_payload = self._codec.encode(pcm)
+        return echo_payload
+
+    def _fill_from_fifo(self, now, need):
+        fifo = self._fifo
+        while len(fifo) < need:
+            item = self._jitter.pop(now)
+            if item is None:
+                if not fifo:
+                    return None
+                fifo += bytes(need - len(fifo))
+            else:
+                codec = None if item is MISSING else self._recv_codecs.get(item[0])
+                fifo += bytes(need) if codec is None else codec.decode(item[1])
+        pcm = bytes(fifo[:need])
+        del fifo[:need]
+        return pcm
+
+    def _source_ended(self):
+        self._source = None
+        callback = self.on_source_done
+        if callback is not None:
+            try:
+                callback()
+            except Exception:
+                self._log.failure("on_source_done raised")
+
+    def _dtmf_frame(self):
+        """
+        Send the telephone-event packets due in this frame.
+
+        @return: whether the frame belongs to an event (audio is suppressed).
+        """
+        event = self._dtmf_event
+        if event is None:
+            if self._dtmf_send_pt is None or not (self._sending and self._send is not None):
+                return False
+            digit, duration = self._dtmf_queue.popleft()
+            event = self._dtmf_event = [
+                dtmf_packets(digit, duration, clock_rate=self._codec.clock_rate,
+                             end_spacing_ms=self._ptime),
+                0, 0, self._ts,
+            ]
+        packets, index, elapsed, timestamp = event
+        send = self._send
+        while index < len(packets) and packets[index][0] <= elapsed:
+            _, marker, payload = packets[index]
+            pt = self._dtmf_send_pt | (0x80 if marker else 0)
+            if send is not None:
+                try:
+                    send(_pack_header(0x80, pt, self._seq, timestamp, self.ssrc) + payload)
+                except OSError:
+                    self.send_errors += 1
+            self._seq = (self._seq + 1) & 0xFFFF
+            self.packets_sent += 1
+            self.octets_sent += len(payload)
+            index += 1
+        self._sent_since_report = True
+        if index >= len(packets):
+            self._dtmf_event = None
+            self._dtmf_gap = DTMF_GAP_MS
+        else:
+            event[1] = index
+            event[2] = elapsed + self._ptime
+        return True
+
+    # -- receiving -------------------------------------------------------------------
+
+    def _rtp_received(self, data, addr):
+        if self._stopped:
+            return
+        size = len(data)
+        if size >= 8 and 192 <= data[1] <= 223:  # RTCP multiplexed on the RTP port
+            self._rtcp_received(data, addr, True)
+            return
+        if size < 12:
+            self.bad_packets += 1
+            return
+        second = data[1]
+        latched = self._latched
+        if latched is not None and addr != latched:
+            self.foreign_packets += 1
+            return
+        if data[0] == 0x80:
+            seq, ts, ssrc = _unpack_seq_ts_ssrc(data, 2)
+            payload = data[12:]
+        else:
+            try:
+                _, _, seq, ts, ssrc, payload = unpack(data)
+            except RtpParseError:
+                self.bad_packets += 1
+                return
+        pt = second & 0x7F
+        codec = self._recv_codecs.get(pt)
+        if codec is None and pt not in self._dtmf_recv_pts:
+            self.unknown_payload_types += 1
+            return
+        if latched is None and self._symmetric:
+            self._latch(addr)
+        now = self._seconds()
+        stats = self._stats
+        if ssrc != stats.ssrc and stats.ssrc is not None:
+            self._jitter.reset()
+            self._fifo.clear()
+            self._dtmf_rx = DtmfReceiver(self._dtmf_rx.clock_rate)
+        stats.update(ssrc, seq, ts, now)
+        self.packets_received += 1
+        if codec is None:
+            try:
+                events = self._dtmf_rx.receive(ts, payload)
+            except DtmfParseError:
+                self.bad_packets += 1
+                return
+            if events and self.on_dtmf is not None:
+                self._deliver_dtmf(events)
+        elif self._playout:
+            self._jitter.push(seq, (pt, payload), now)
+
+    def _deliver_dtmf(self, events):
+        for digit, duration in events:
+            try:
+                self.on_dtmf(digit, duration)
+            except Exception:
+                self._log.failure("on_dtmf raised")
+
+    def _latch(self, addr):
+        self._latched = addr
+        self._rtp.connect(addr)
+        self._send = self._rtp.sender(addr)
+
+    def _rtcp_received(self, data, addr, on_rtp_port=False):
+        if self._stopped:
+            return
+        try:
+            packets = parse_compound(data)
+        except RtcpParseError:
+            self.rtcp_bad += 1
+            return
+        self.rtcp_received += 1
+        if not on_rtp_port and self._symmetric and self._rtcp_latched is None:
+            self._rtcp_latched = addr
+        now = self._seconds()
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                if packet.ssrc == self._stats.ssrc:
+                    self._stats.on_sender_report(packet.ntp_timestamp, now)
+                self._reception_reports(packet.reports, now)
+            elif isinstance(packet, ReceiverReport):
+                self._reception_reports(packet.reports, now)
+            elif isinstance(packet, Bye):
+                if self._stats.ssrc in packet.ssrcs:
+                    self.remote_bye = True
+
+    def _reception_reports(self, blocks, now):
+        for block in blocks:
+            if block.ssrc != self.ssrc:
+                continue
+            self.remote_fraction_lost = block.fraction_lost
+            self.remote_cumulative_lost = block.cumulative_lost
+            rtt = rtt_seconds(ntp_from_unix(now), block.lsr, block.dlsr)
+            if rtt is not None:
+                self.rtt = rtt
+
+    # -- RTCP sending --------------------------------------------------------------------
+
+    def _report(self, now):
+        block = self._stats.report_block(now)
+        blocks = [block] if block is not None else []
+        if self._sent_since_report:
+            report = SenderReport(
+                ssrc=self.ssrc,
+                ntp_timestamp=ntp_from_unix(now),
+                rtp_timestamp=self._ts,
+                packet_count=self.packets_sent & 0xFFFFFFFF,
+                octet_count=self.octets_sent & 0xFFFFFFFF,
+                reports=blocks,
+            )
+        else:
+            report = ReceiverReport(self.ssrc, blocks)
+        self._sent_since_report = False
+        return report
+
+    def send_rtcp(self, now=None):
+        """
+        Send one RTCP compound packet (SR or RR, SDES CNAME).  Called by the
+        manager's RTCP loop.
+        """
+        if self._stopped or not self._started or self.negotiated is None:
+            return
+        if now is None:
+            now = self._seconds()
+        self._send_rtcp(serialize_compound(
+            [self._report(now), SourceDescription.cname(self.ssrc, self.cname)]))
+
+    def _send_rtcp(self, data):
+        if self._rtcp_mux:
+            target = self._latched or self._remote
+            if target is not None:
+                self._rtp.sendto(data, target)
+        else:
+            target = self._rtcp_latched or self._remote_rtcp
+            if target is None and self._latched is not None:
+                target = (self._latched[0], self._latched[1] + 1)
+            if target is not None:
+                self._rtcp.sendto(data, target)
+
+    @staticmethod
+    def _close_sink(sink):
+        try:
+            sink.close()
+        except Exception:
+            MediaSession._log.failure("closing a media sink raised")
+
+
+class MediaManager(Service):
+    """
+    The media service.
+
+      - Ports: RTP on even ports of C{port_range}, RTCP on the next one,
+        handed out in rotation (a released pair goes to the back of the
+        queue); a port the OS says is in use is skipped.
+      - Symmetric RTP (default): before the first packet arrives RTP is
+        sent with C{sendto} to the SDP address; the first valid packet's
+        source is latched, the socket C{connect()}ed to it (faster sends,
+        and the kernel drops other sources; the session drops any that
+        slipped in).  A re-negotiated remote address unlatches (the socket
+        is disconnected) and the next source is latched.  Without symmetric
+        RTP the socket is connected to the SDP address at once.
+      - The media clock (L{MediaClock}) calls every started session once per
+        frame; after a reactor stall a session sends every due frame, up to
+        C{MAX_BURST} (200 ms), beyond which the RTP timestamp still advances
+        with real time but those frames are not sent.
+      - RTCP: one C{LoopingCall} every C{rtcp_interval} seconds visits every
+        session (SR if it sent since the last report, else RR; SDES CNAME);
+        BYE on stop.  rtcp-mux is offered and used when the peer agrees.
+
+    @ivar sessions: C{{call_id: MediaSession}} of the sessions not stopped.
+    @ivar clock: the L{MediaClock}.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        public_host="127.0.0.1",
+        bind_host="0.0.0.0",
+        port_range=(10000, 20000),
+        rtcp_interval=5.0,
+        symmetric_rtp=True,
+        codecs=("PCMU", "PCMA"),
+        ptime=20,
+        tick=0.002,
+        jitter_depth=0.06,
+        registry=REGISTRY,
+        random=None,
+    ):
+        low, high = port_range
+        low += low & 1  # RTP on even ports
+        if high - low < 1:
+            raise ValueError("port range %r holds no even/odd port pair" % (port_range,))
+        self.reactor = reactor
+        self.public_host = public_host
+        self.bind_host = bind_host
+        self.port_range = (low, high)
+        self.rtcp_interval = rtcp_interval
+        self.symmetric_rtp = symmetric_rtp
+        self.ptime = ptime
+        self.jitter_depth = jitter_depth
+        self.registry = registry
+        self.codec_preferences = registry.preferences(codecs)
+        self._random = random if random is not None else _random.Random()
+        self._free = collections.deque(range(low, high, 2))  # RTP ports; RTCP = +1 <= high
+        if self._free and self._free[-1] + 1 > high:
+            self._free.pop()
+        self._in_use = set()
+        self._closing = set()
+        self.sessions = {}
+        self.clock = MediaClock(reactor, tick=tick, period=ptime / 1000.0)
+        self._rtcp_loop = None
+
+    # -- service ---------------------------------------------------------------------
+
+    def startService(self):
+        Service.startService(self)
+        self.clock.start()
+        self._rtcp_loop = LoopingCall(self._send_reports)
+        self._rtcp_loop.clock = self.reactor
+        self._rtcp_loop.start(self.rtcp_interval, now=False).addErrback(
+            lambda f: self._log.failure("RTCP loop stopped", failure=f)
+        )
+
+    def stopService(self):
+        """
+        Stop every session (RTCP BYE, ports released) and the loops.
+
+        @return: a Deferred fired when every port is closed, or C{None} when
+            nothing is pending.
+        """
+        Service.stopService(self)
+        for session in list(self.sessions.values()):
+            session.stop()
+        self.clock.stop()
+        if self._rtcp_loop is not None and self._rtcp_loop.running:
+            self._rtcp_loop.stop()
+        self._rtcp_loop = None
+        if self._closing:
+            return defer.DeferredList(list(self._closing)).addCallback(lambda _: None)
+        return None
+
+    def _send_reports(self):
+        now = self.reactor.seconds()
+        for session in list(self.sessions.values()):
+            try:
+                session.send_rtcp(now)
+            except Exception:
+                self._log.failure("RTCP report for {call_id} failed", call_id=session.call_id)
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def new_session(self, call_id):
+        """
+        A media session with a fresh RTP/RTCP port pair (or the existing
+        session of that Call-ID, e.g. for a re-INVITE).
+
+        @raise PortsExhausted: no port pair could be bound.
+        """
+        session = self.sessions.get(call_id)
+        if session is not None:
+            return session
+        port, rtp, rtcp = self._allocate()
+        session = MediaSession(self, call_id, port, rtp, rtcp, self._random)
+        self.sessions[call_id] = session
+        return session
+
+    def ports_in_use(self):
+        """The number of UDP ports held (two per session, until closed)."""
+        return 2 * len(self._in_use)
+
+    def _allocate(self):
+        free = self._free
+        for _ in range(len(free)):
+            port = free.popleft()
+            try:
+                rtp = listen_rtp(self.reactor, port, self.bind_host, _drop)
+            except CannotListenError:
+                free.append(port)
+                continue
+            try:
+                rtcp = listen_rtp(self.reactor, port + 1, self.bind_host, _drop)
+            except CannotListenError:
+                self._release_later(port, [rtp.close()])
+                continue
+            self._in_use.add(port)
+            return port, rtp, rtcp
+        raise PortsExhausted("no free RTP port in %d-%d" % self.port_range)
+
+    def _session_stopped(self, session, closing):
+        if self.sessions.get(session.call_id) is session:
+            del self.sessions[session.call_id]
+        self._release_later(session.local_port, closing)
+
+    def _release_later(self, port, closing):
+        pending = [d for d in closing if d is not None]
+        if not pending:
+            self._release(port)
+            return
+        d = defer.gatherResults(pending, consumeErrors=True)
+        self._closing.add(d)
+
+        def done(result):
+            self._closing.discard(d)
+            self._release(port)
+            return result
+
+        d.addBoth(done)
+        d.addErrback(lambda f: self._log.failure("closing RTP port {port}", failure=f, port=port))
+
+    def _release(self, port):
+        self._in_use.discard(port)
+        self._free.append(port)
+
+
+def _drop(data, addr):
+    """The receiver of a port before its session is attached."""

@@ -1,0 +1,168 @@
+"""
+Tests for L{rvoip_twisted.rtp.jitter}: every time is passed in, no clock.
+"""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from rvoip_twisted.rtp.jitter import ACCEPTED, DUPLICATE, LATE, MISSING, JitterBuffer
+
+
+def simulate(buffer, arrivals, first_pop, count, step=0.02):
+    """
+    Push C{(seq, arrival)} packets and pop C{count} frames every C{step}
+    from C{first_pop}, in time order (a push at the same instant as a pop
+    goes first); return what was popped.
+    """
+    pending = sorted(arrivals, key=lambda item: item[1])
+    out = []
+    for i in range(count):
+        now = first_pop + i * step
+        while pending and pending[0][1] <= now + 1e-9:
+            seq, arrival = pending.pop(0)
+            buffer.push(seq, seq, arrival)
+        out.append(buffer.pop(now))
+    return out
+
+
+def drain(buffer, start, count, step=0.02):
+    """Pop C{count} frames at 20 ms intervals from C{start}."""
+    return [buffer.pop(start + i * step) for i in range(count)]
+
+
+class JitterBufferTests(SynchronousTestCase):
+    """
+    Reordering, duplicates, late packets and concealment.
+    """
+
+    def test_waits_for_depth(self):
+        """
+        Nothing is played until the first packet has waited C{depth}.
+        """
+        buffer = JitterBuffer(depth=0.06)
+        self.assertEqual(buffer.push(10, b"a", 1.00), ACCEPTED)
+        self.assertIsNone(buffer.pop(1.00))
+        self.assertIsNone(buffer.pop(1.04))
+        self.assertEqual(buffer.pop(1.06), b"a")
+        self.assertTrue(buffer.playing)
+
+    def test_empty_buffer_pops_none(self):
+        """
+        An empty, never-started buffer has nothing to play.
+        """
+        self.assertIsNone(JitterBuffer().pop(100.0))
+
+    def test_reorders(self):
+        """
+        Packets arriving out of order are played in sequence order.
+        """
+        buffer = JitterBuffer(depth=0.04)
+        arrivals = [(1, 0.0), (3, 0.021), (2, 0.03), (5, 0.06), (4, 0.07)]
+        self.assertEqual(simulate(buffer, arrivals, 0.04, 5), [1, 2, 3, 4, 5])
+
+    def test_duplicates_dropped(self):
+        """
+        A packet received twice is played once, whether the copy arrives
+        while it is buffered or after it was played.
+        """
+        buffer = JitterBuffer(depth=0.0)
+        self.assertEqual(buffer.push(1, "one", 0.0), ACCEPTED)
+        self.assertEqual(buffer.push(1, "one", 0.001), DUPLICATE)
+        self.assertEqual(buffer.pop(0.0), "one")
+        self.assertEqual(buffer.push(1, "one", 0.002), DUPLICATE)
+        self.assertEqual(buffer.duplicates, 2)
+
+    def test_gap_concealed(self):
+        """
+        A lost packet yields L{MISSING} in its slot and playout continues
+        with the next one.
+        """
+        buffer = JitterBuffer(depth=0.04)
+        arrivals = [(1, 0.0), (2, 0.02), (4, 0.06), (5, 0.08)]
+        self.assertEqual(simulate(buffer, arrivals, 0.04, 5), [1, 2, MISSING, 4, 5])
+        self.assertEqual(buffer.concealed, 1)
+        self.assertFalse(MISSING)
+
+    def test_too_late_dropped(self):
+        """
+        A packet arriving after its slot was concealed is dropped as late.
+        """
+        buffer = JitterBuffer(depth=0.04)
+        for seq in (1, 3):
+            buffer.push(seq, seq, 0.0)
+        self.assertEqual(drain(buffer, 0.04, 2), [1, MISSING])
+        self.assertEqual(buffer.push(2, 2, 0.09), LATE)
+        self.assertEqual(buffer.pop(0.10), 3)
+        self.assertEqual(buffer.late, 1)
+
+    def test_sequence_wraparound(self):
+        """
+        Ordering survives the 65535 -> 0 wrap, including a reordered packet
+        across it.
+        """
+        buffer = JitterBuffer(depth=0.04)
+        arrivals = [(65534, 0.0), (0, 0.02), (65535, 0.03), (1, 0.06)]
+        self.assertEqual(simulate(buffer, arrivals, 0.04, 4), [65534, 65535, 0, 1])
+
+    def test_underrun_stalls_then_goes_idle(self):
+        """
+        With nothing buffered the frame is concealed without advancing, so a
+        packet arriving a little late is still played; a long silence makes
+        the buffer idle and the next talkspurt is buffered afresh.
+        """
+        buffer = JitterBuffer(depth=0.04, max_stall=3)
+        buffer.push(1, 1, 0.0)
+        self.assertEqual(buffer.pop(0.04), 1)
+        self.assertIs(buffer.pop(0.06), MISSING)  # packet 2 is late
+        buffer.push(2, 2, 0.07)
+        self.assertEqual(buffer.pop(0.08), 2)  # still played, not "late"
+        self.assertEqual(drain(buffer, 0.10, 4), [MISSING, MISSING, MISSING, None])
+        self.assertFalse(buffer.playing)
+        buffer.push(3, 3, 1.0)
+        self.assertIsNone(buffer.pop(1.02))
+        self.assertEqual(buffer.pop(1.04), 3)
+
+    def test_burst_skips_to_target(self):
+        """
+        When far more than the target depth piles up, the oldest packets are
+        skipped so the delay returns to depth + slack frames.
+        """
+        buffer = JitterBuffer(depth=0.04, slack=1)  # target 2 frames, + 1
+        for seq in range(1, 11):
+            buffer.push(seq, seq, 0.0)
+        self.assertEqual(buffer.pop(0.04), 8)
+        self.assertEqual(buffer.skipped, 7)
+        self.assertEqual(drain(buffer, 0.06, 3), [9, 10, MISSING])
+
+    def test_memory_bound(self):
+        """
+        No more than C{max_packets} are held.
+        """
+        buffer = JitterBuffer(depth=10.0, max_packets=5)
+        for seq in range(20):
+            buffer.push(seq, seq, 0.0)
+        self.assertEqual(len(buffer), 5)
+
+    def test_sequence_jump_resyncs(self):
+        """
+        A jump of thousands of sequence numbers (the sender restarted)
+        starts a new stream instead of being "late" forever.
+        """
+        buffer = JitterBuffer(depth=0.0)
+        buffer.push(100, "a", 0.0)
+        self.assertEqual(buffer.pop(0.0), "a")
+        self.assertEqual(buffer.push(40000, "b", 0.02), ACCEPTED)
+        self.assertEqual(buffer.pop(0.02), "b")
+
+    def test_reset(self):
+        """
+        L{JitterBuffer.reset} forgets buffered packets and the playout
+        position.
+        """
+        buffer = JitterBuffer(depth=0.0)
+        buffer.push(5, "x", 0.0)
+        buffer.pop(0.0)
+        buffer.push(6, "y", 0.0)
+        buffer.reset()
+        self.assertEqual(len(buffer), 0)
+        self.assertEqual(buffer.push(1, "z", 1.0), ACCEPTED)
+        self.assertEqual(buffer.pop(1.0), "z")

@@ -1,0 +1,557 @@
+"""
+Tests for L{rvoip_twisted.sdp}: the model and RFC 3264 offer/answer.
+"""
+
+import random
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from rvoip_twisted.media.codecs import PCMA, PCMU, TELEPHONE_EVENT
+from rvoip_twisted.sdp import (
+    CodecSpec,
+    MediaDescription,
+    OfferAnswer,
+    RtpMap,
+    SdpNegotiationError,
+    SdpParseError,
+    SessionDescription,
+    intersect_directions,
+    parse,
+    reverse_direction,
+)
+
+
+def crlf(text):
+    return text.strip("\n").replace("\n", "\r\n").encode() + b"\r\n"
+
+
+# A Linphone-style offer: opus/speex first, three telephone-events at
+# different rates, a video stream, an attribute we do not know.
+LINPHONE_OFFER = crlf("""
+v=0
+o=alice 2890844526 2890844526 IN IP4 192.0.2.10
+s=Talk
+c=IN IP4 192.0.2.10
+t=0 0
+a=rtcp-xr:rcvr-rtt=all:10000 stat-summary=loss,dup,jitt,TTL voip-metrics
+m=audio 7078 RTP/AVP 96 97 98 0 8 101 99 100
+a=rtpmap:96 opus/48000/2
+a=fmtp:96 useinbandfec=1
+a=rtpmap:97 speex/16000
+a=fmtp:97 vbr=on
+a=rtpmap:98 speex/8000
+a=rtpmap:101 telephone-event/48000
+a=rtpmap:99 telephone-event/16000
+a=rtpmap:100 telephone-event/8000
+a=rtcp-fb:* trr-int 1000
+m=video 9078 RTP/AVP 96
+a=rtpmap:96 VP8/90000
+""")
+
+# IPv6, every optional session line, an unknown line type (y=), media-level
+# c= and b=, sendonly (hold), a=rtcp with an address, ptime 30.
+IPV6_HOLD_OFFER = crlf("""
+v=0
+o=- 1 2 IN IP6 2001:db8::1
+s=-
+i=session info
+u=http://example.com/call
+e=a@example.com
+b=AS:84
+t=0 0
+y=0123456789
+a=group:BUNDLE 0
+m=audio 49170 RTP/AVP 8 0 96
+i=media info
+c=IN IP6 2001:db8::2
+b=TIAS:64000
+a=rtpmap:96 telephone-event/8000
+a=fmtp:96 0-15
+a=ptime:30
+a=sendonly
+a=rtcp:49175 IN IP6 2001:db8::3
+a=x-custom:foo bar
+""")
+
+# An old-style (RFC 2543) hold: c=0.0.0.0, static PTs without rtpmap.
+OLD_HOLD_OFFER = crlf("""
+v=0
+o=- 10 11 IN IP4 192.0.2.20
+s=-
+c=IN IP4 0.0.0.0
+t=0 0
+m=audio 30000 RTP/AVP 0 8
+""")
+
+CODECS = [PCMU, PCMA, TELEPHONE_EVENT]
+
+
+def answerer(**kwargs):
+    return OfferAnswer("203.0.113.5", 40000, CODECS, random=random.Random(1), **kwargs)
+
+
+class ModelTests(SynchronousTestCase):
+    """
+    Parsing and serializing.
+    """
+
+    def test_round_trip_fixtures(self):
+        """
+        Real offers re-serialize byte for byte, unknown lines included.
+        """
+        for fixture in (LINPHONE_OFFER, IPV6_HOLD_OFFER, OLD_HOLD_OFFER):
+            self.assertEqual(parse(fixture).serialize(), fixture)
+
+    def test_bare_lf_and_blank_lines(self):
+        """
+        LF line endings, trailing spaces and blank lines are tolerated; CRLF
+        is written.
+        """
+        sloppy = LINPHONE_OFFER.replace(b"\r\n", b"  \n").replace(b"t=0 0", b"\nt=0 0")
+        self.assertEqual(parse(sloppy).serialize(), LINPHONE_OFFER)
+
+    def test_fields(self):
+        """
+        The session and media fields are decoded.
+        """
+        sdp = parse(IPV6_HOLD_OFFER)
+        self.assertEqual(sdp.origin.addrtype, "IP6")
+        self.assertEqual(sdp.origin.session_version, 2)
+        self.assertIsNone(sdp.connection)
+        (audio,) = sdp.media
+        self.assertEqual(audio.connection.address, "2001:db8::2")
+        self.assertEqual(audio.connection.addrtype, "IP6")
+        self.assertEqual(sdp.media_connection(audio), audio.connection)
+        self.assertEqual(audio.ptime, 30)
+        self.assertEqual(audio.direction, "sendonly")
+        self.assertEqual(sdp.media_direction(audio), "sendonly")
+        self.assertEqual(audio.rtcp, (49175, "2001:db8::3"))
+        self.assertFalse(audio.rtcp_mux)
+        self.assertEqual(audio.fmtps(), {96: "0-15"})
+        self.assertEqual(audio.get_attribute("x-custom"), "foo bar")
+        self.assertEqual(("y", "0123456789"), sdp.lines[-1])
+
+    def test_static_payload_types_without_rtpmap(self):
+        """
+        PCMU (0) and PCMA (8) are understood without an rtpmap.
+        """
+        (audio,) = parse(OLD_HOLD_OFFER).media
+        self.assertEqual(
+            audio.rtpmaps(), {0: RtpMap(0, "PCMU", 8000), 8: RtpMap(8, "PCMA", 8000)}
+        )
+
+    def test_rtpmap_channels(self):
+        """
+        The optional channel count of an rtpmap is parsed.
+        """
+        maps = parse(LINPHONE_OFFER).media[0].rtpmaps()
+        self.assertEqual(maps[96], RtpMap(96, "opus", 48000, 2))
+        self.assertEqual(maps[96].format(), "96 opus/48000/2")
+
+    def test_with_direction(self):
+        """
+        Replacing the direction keeps the other attributes.
+        """
+        audio = parse(IPV6_HOLD_OFFER).media[0].with_direction("inactive")
+        self.assertEqual(audio.direction, "inactive")
+        self.assertEqual(audio.get_attributes("sendonly"), [])
+        self.assertEqual(audio.ptime, 30)
+        self.assertRaises(ValueError, audio.with_direction, "bogus")
+
+    def test_session_level_direction(self):
+        """
+        A session-level direction applies to media without their own.
+        """
+        sdp = parse(OLD_HOLD_OFFER.replace(b"t=0 0\r\n", b"t=0 0\r\na=inactive\r\n"))
+        self.assertEqual(sdp.media_direction(sdp.media[0]), "inactive")
+
+    def test_parse_errors(self):
+        """
+        Bodies that are not SDP raise L{SdpParseError} with status 400.
+        """
+        bad = [
+            b"",
+            b"hello world\r\n",
+            b"o=- 1 1 IN IP4 1.2.3.4\r\nv=0\r\n",
+            b"v=0\r\ns=-\r\n",  # no o=
+            b"v=0\r\no=- 1 x IN IP4 1.2.3.4\r\n",
+            b"v=0\r\no=- 1 1 IN IP4\r\n",
+            b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nc=IN IP4\r\n",
+            b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio\r\n",
+            b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio x RTP/AVP 0\r\n",
+            b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nm=audio 70000 RTP/AVP 0\r\n",
+            b"v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nthis is not sdp\r\n",
+        ]
+        for body in bad:
+            error = self.assertRaises(SdpParseError, parse, body)
+            self.assertEqual(error.status, 400)
+
+    def test_port_count(self):
+        """
+        C{m=} with a port count round-trips.
+        """
+        body = OLD_HOLD_OFFER.replace(b"30000 RTP", b"30000/2 RTP")
+        media = parse(body).media[0]
+        self.assertEqual((media.port, media.port_count), (30000, 2))
+        self.assertEqual(parse(body).serialize(), body)
+
+
+class AnswerTests(SynchronousTestCase):
+    """
+    Answering offers.
+    """
+
+    def test_linphone_offer(self):
+        """
+        The answer lists the common codecs in the offerer's order with the
+        offer's payload types, keeps telephone-event at the 8 kHz PT the
+        offer chose (100), and rejects the video stream with port 0.
+        """
+        oa = answerer()
+        answer, stream = oa.answer(LINPHONE_OFFER)
+        audio, video = answer.media
+        self.assertEqual(audio.formats, ("0", "8", "100"))
+        self.assertEqual(audio.port, 40000)
+        self.assertIn(("rtpmap", "100 telephone-event/8000"), audio.attributes)
+        self.assertEqual(audio.direction, "sendrecv")
+        self.assertEqual((video.media, video.port, video.formats), ("video", 0, ("96",)))
+        self.assertEqual(answer.connection.address, "203.0.113.5")
+        self.assertEqual(stream.send_payload_type, 0)
+        self.assertEqual(stream.send_codec, "PCMU")
+        self.assertEqual(stream.receive_payload_types, {0: "PCMU", 8: "PCMA"})
+        self.assertEqual(stream.send_dtmf_payload_type, 100)
+        self.assertEqual(stream.receive_dtmf_payload_types, {100})
+        self.assertEqual((stream.remote_address, stream.remote_port), ("192.0.2.10", 7078))
+        self.assertEqual(stream.remote_rtcp, ("192.0.2.10", 7079))
+        self.assertTrue(stream.sending)
+        self.assertTrue(stream.receiving)
+        self.assertEqual(stream.ptime, 20)
+
+    def test_answer_parses_back(self):
+        """
+        The answer serializes to SDP we can parse again.
+        """
+        answer, _ = answerer().answer(LINPHONE_OFFER)
+        self.assertEqual(parse(answer.serialize()), answer)
+
+    def test_sendonly_ipv6_offer(self):
+        """
+        A sendonly offer is answered recvonly; media-level IPv6 c=, a=rtcp
+        with an address, a=ptime and dynamic telephone-event 96 are honoured.
+        """
+        answer, stream = answerer().answer(IPV6_HOLD_OFFER)
+        (audio,) = answer.media
+        self.assertEqual(audio.formats, ("8", "0", "96"))
+        self.assertIn(("fmtp", "96 0-15"), audio.attributes)
+        self.assertEqual(audio.direction, "recvonly")
+        self.assertEqual(stream.direction, "recvonly")
+        self.assertTrue(stream.remote_hold)
+        self.assertFalse(stream.sending)
+        self.assertEqual(stream.send_codec, "PCMA")
+        self.assertEqual(stream.remote_address, "2001:db8::2")
+        self.assertEqual(stream.remote_rtcp, ("2001:db8::3", 49175))
+        self.assertEqual(stream.ptime, 30)
+
+    def test_directions(self):
+        """
+        sendonly -> recvonly, recvonly -> sendonly, inactive -> inactive,
+        sendrecv -> sendrecv.
+        """
+        for offered, answered in (
+            ("sendonly", "recvonly"),
+            ("recvonly", "sendonly"),
+            ("inactive", "inactive"),
+            ("sendrecv", "sendrecv"),
+        ):
+            offer = OLD_HOLD_OFFER.replace(b"0.0.0.0", b"192.0.2.20") + b"a=%s\r\n" % offered.encode()
+            answer, stream = answerer().answer(offer)
+            self.assertEqual(answer.media[0].direction, answered, offered)
+            self.assertEqual(stream.direction, answered)
+
+    def test_local_preference_limits_answer(self):
+        """
+        While we hold (local preference sendonly), a sendrecv re-offer is
+        answered sendonly.
+        """
+        oa = answerer()
+        oa.direction = "sendonly"
+        answer, stream = oa.answer(LINPHONE_OFFER)
+        self.assertEqual(answer.media[0].direction, "sendonly")
+        self.assertEqual(stream.direction, "sendonly")
+
+    def test_old_style_hold(self):
+        """
+        c=0.0.0.0 means the remote does not want media: no remote address,
+        we answer recvonly, the stream is on remote hold.
+        """
+        answer, stream = answerer().answer(OLD_HOLD_OFFER)
+        self.assertIsNone(stream.remote_address)
+        self.assertIsNone(stream.remote_rtcp)
+        self.assertTrue(stream.remote_hold)
+        self.assertFalse(stream.sending)
+        self.assertEqual(answer.media[0].direction, "recvonly")
+        self.assertEqual(answer.media[0].formats, ("0", "8"))
+
+    def test_rtcp_mux(self):
+        """
+        a=rtcp-mux in the offer is accepted: RTCP goes to the RTP port.
+        """
+        offer = LINPHONE_OFFER.replace(b"a=rtcp-fb", b"a=rtcp-mux\r\na=rtcp-fb")
+        answer, stream = answerer().answer(offer)
+        self.assertTrue(answer.media[0].rtcp_mux)
+        self.assertTrue(stream.rtcp_mux)
+        self.assertEqual(stream.remote_rtcp, ("192.0.2.10", 7078))
+        answer, stream = answerer(rtcp_mux=False).answer(offer)
+        self.assertFalse(answer.media[0].rtcp_mux)
+        self.assertEqual(stream.remote_rtcp, ("192.0.2.10", 7079))
+
+    def test_nothing_acceptable(self):
+        """
+        No common codec, only video, only SRTP, or a disabled stream: 488.
+        """
+        offers = [
+            LINPHONE_OFFER.replace(b" 96 97 98 0 8 101 99 100", b" 96 97 98"),
+            LINPHONE_OFFER.replace(b"m=audio", b"m=text"),
+            OLD_HOLD_OFFER.replace(b"RTP/AVP", b"RTP/SAVP"),
+            OLD_HOLD_OFFER.replace(b"30000", b"0"),
+            crlf("v=0\no=- 1 1 IN IP4 1.2.3.4\ns=-\nt=0 0"),
+        ]
+        for offer in offers:
+            error = self.assertRaises(SdpNegotiationError, answerer().answer, offer)
+            self.assertEqual(error.status, 488)
+
+    def test_telephone_event_alone_not_enough(self):
+        """
+        An offer of only telephone-event is not acceptable.
+        """
+        offer = IPV6_HOLD_OFFER.replace(b"RTP/AVP 8 0 96", b"RTP/AVP 96")
+        self.assertRaises(SdpNegotiationError, answerer().answer, offer)
+
+    def test_second_audio_stream_rejected(self):
+        """
+        Only the first acceptable audio stream is used; a second is
+        answered with port 0.
+        """
+        offer = OLD_HOLD_OFFER.replace(b"0.0.0.0", b"192.0.2.20") + b"m=audio 30002 RTP/AVP 0\r\n"
+        answer, stream = answerer().answer(offer)
+        self.assertEqual([m.port for m in answer.media], [40000, 0])
+        self.assertEqual(stream.media_index, 0)
+
+    def test_version_bumped_only_on_change(self):
+        """
+        Answering the same offer again (a session refresh) keeps o= version;
+        a change (here hold) increments it by one.
+        """
+        oa = answerer()
+        first, _ = oa.answer(LINPHONE_OFFER)
+        again, _ = oa.answer(LINPHONE_OFFER)
+        self.assertEqual(again.origin.session_version, first.origin.session_version)
+        self.assertEqual(again.origin.session_id, first.origin.session_id)
+        held, _ = oa.answer(LINPHONE_OFFER.replace(b"a=rtcp-fb", b"a=sendonly\r\na=rtcp-fb"))
+        self.assertEqual(held.origin.session_version, first.origin.session_version + 1)
+
+    def test_unparseable_offer(self):
+        """
+        Garbage raises the parse error (400).
+        """
+        error = self.assertRaises(SdpParseError, answerer().answer, b"garbage")
+        self.assertEqual(error.status, 400)
+
+    def test_codec_spec_duck_typing(self):
+        """
+        Plain L{CodecSpec} values work as codec preferences, and the local
+        order does not override the offerer's.
+        """
+        specs = [CodecSpec("PCMA", 8000, 8), CodecSpec("PCMU", 8000, 0)]
+        oa = OfferAnswer("198.51.100.1", 5000, specs, random=random.Random(2))
+        answer, stream = oa.answer(LINPHONE_OFFER)
+        self.assertEqual(answer.media[0].formats, ("0", "8"))
+        self.assertIsNone(stream.send_dtmf_payload_type)
+
+    def test_local_ipv6(self):
+        """
+        A local IPv6 address gives IN IP6 in o= and c=.
+        """
+        oa = OfferAnswer("2001:db8::5", 5000, CODECS)
+        offer = oa.create_offer()
+        self.assertEqual(offer.connection.addrtype, "IP6")
+        self.assertEqual(offer.origin.addrtype, "IP6")
+
+
+class OfferTests(SynchronousTestCase):
+    """
+    Building offers and accepting answers.
+    """
+
+    def test_initial_offer(self):
+        """
+        The offer lists our codecs with rtpmaps, telephone-event's fmtp,
+        ptime, rtcp-mux and the direction.
+        """
+        offer = answerer().create_offer()
+        (audio,) = offer.media
+        self.assertEqual(audio.formats, ("0", "8", "101"))
+        self.assertEqual(audio.port, 40000)
+        self.assertEqual(
+            audio.get_attributes("rtpmap"), ["0 PCMU/8000", "8 PCMA/8000", "101 telephone-event/8000"]
+        )
+        self.assertEqual(audio.fmtps(), {101: "0-16"})
+        self.assertEqual(audio.ptime, 20)
+        self.assertTrue(audio.rtcp_mux)
+        self.assertEqual(audio.direction, "sendrecv")
+        self.assertEqual(parse(offer.serialize()), offer)
+
+    def test_hold_and_resume_reoffers(self):
+        """
+        Hold re-offers sendonly and resume sendrecv, each bumping the
+        version by one; re-sending an unchanged offer does not.
+        """
+        oa = answerer()
+        initial = oa.create_offer()
+        version = initial.origin.session_version
+        refresh = oa.create_offer()
+        self.assertEqual(refresh.origin.session_version, version)
+        held = oa.create_offer("sendonly")
+        self.assertEqual(held.media[0].direction, "sendonly")
+        self.assertEqual(held.origin.session_version, version + 1)
+        resumed = oa.create_offer("sendrecv")
+        self.assertEqual(resumed.media[0].direction, "sendrecv")
+        self.assertEqual(resumed.origin.session_version, version + 2)
+
+    def test_accept_answer(self):
+        """
+        An answer choosing PCMA and telephone-event gives the send codec,
+        remote address and DTMF PT; we keep receiving on the PTs we offered.
+        """
+        oa = answerer()
+        oa.create_offer()
+        answer = crlf("""
+v=0
+o=bob 5 5 IN IP4 198.51.100.7
+s=-
+c=IN IP4 198.51.100.7
+t=0 0
+m=audio 6000 RTP/AVP 8 101
+a=rtpmap:8 PCMA/8000
+a=rtpmap:101 telephone-event/8000
+a=rtcp-mux
+""")
+        stream = oa.accept_answer(answer)
+        self.assertEqual(stream.send_codec, "PCMA")
+        self.assertEqual(stream.send_payload_type, 8)
+        self.assertEqual(stream.receive_payload_types, {8: "PCMA"})
+        self.assertEqual(stream.send_dtmf_payload_type, 101)
+        self.assertEqual((stream.remote_address, stream.remote_port), ("198.51.100.7", 6000))
+        self.assertTrue(stream.rtcp_mux)
+        self.assertEqual(stream.direction, "sendrecv")
+        self.assertIsNone(oa.pending_offer)
+        self.assertIs(oa.negotiated, stream)
+
+    def test_accept_answer_to_hold(self):
+        """
+        After a sendonly offer, a recvonly answer leaves us sending only.
+        """
+        oa = answerer()
+        oa.create_offer("sendonly")
+        stream = oa.accept_answer(OLD_HOLD_OFFER.replace(b"0.0.0.0", b"192.0.2.20") + b"a=recvonly\r\n")
+        self.assertEqual(stream.direction, "sendonly")
+        self.assertTrue(stream.sending)
+        self.assertFalse(stream.receiving)
+
+    def test_rejected_answers(self):
+        """
+        An answer rejecting the stream, picking nothing we offered, with the
+        wrong number of m= lines, or without a pending offer is a 488.
+        """
+        bad = [
+            OLD_HOLD_OFFER.replace(b"30000", b"0"),
+            OLD_HOLD_OFFER.replace(b"RTP/AVP 0 8", b"RTP/AVP 18"),
+            OLD_HOLD_OFFER + b"m=video 0 RTP/AVP 96\r\n",
+        ]
+        for body in bad:
+            oa = answerer()
+            oa.create_offer()
+            error = self.assertRaises(SdpNegotiationError, oa.accept_answer, body)
+            self.assertEqual(error.status, 488)
+            self.assertIsNotNone(oa.pending_offer)
+        self.assertRaises(SdpNegotiationError, answerer().accept_answer, OLD_HOLD_OFFER)
+
+    def test_reoffer_keeps_rejected_lines_and_pts(self):
+        """
+        After answering an offer with a rejected video stream and
+        telephone-event at PT 100, our re-offer keeps both m= lines (video
+        at port 0) and offers telephone-event at 100.
+        """
+        oa = answerer()
+        oa.answer(LINPHONE_OFFER)
+        reoffer = oa.create_offer("sendonly")
+        audio, video = reoffer.media
+        self.assertEqual(audio.formats, ("0", "8", "100"))
+        self.assertEqual(audio.direction, "sendonly")
+        self.assertEqual(video.port, 0)
+
+    def test_late_offer(self):
+        """
+        An INVITE without SDP: we offer in the 200 and accept the answer
+        from the ACK.
+        """
+        oa = answerer()
+        offer = oa.create_offer()
+        self.assertIsNotNone(offer)
+        stream = oa.accept_answer(OLD_HOLD_OFFER.replace(b"0.0.0.0", b"192.0.2.20"))
+        self.assertEqual(stream.send_codec, "PCMU")
+        self.assertEqual(stream.remote_address, "192.0.2.20")
+
+
+class DirectionHelperTests(SynchronousTestCase):
+    """
+    Direction arithmetic.
+    """
+
+    def test_reverse(self):
+        """
+        Reversing swaps send and receive.
+        """
+        self.assertEqual(reverse_direction("sendonly"), "recvonly")
+        self.assertEqual(reverse_direction("recvonly"), "sendonly")
+        self.assertEqual(reverse_direction("sendrecv"), "sendrecv")
+        self.assertEqual(reverse_direction("inactive"), "inactive")
+
+    def test_intersect(self):
+        """
+        Intersection keeps only what both allow.
+        """
+        self.assertEqual(intersect_directions("sendonly", "recvonly"), "inactive")
+        self.assertEqual(intersect_directions("sendrecv", "recvonly"), "recvonly")
+        self.assertEqual(intersect_directions("sendrecv", "sendrecv"), "sendrecv")
+
+
+class ConstructionTests(SynchronousTestCase):
+    """
+    Building values by hand.
+    """
+
+    def test_media_serialization_order(self):
+        """
+        Media lines are written m, i, c, b, k, a regardless of how they were
+        given.
+        """
+        from rvoip_twisted.sdp import Connection, Origin
+
+        media = MediaDescription(
+            "audio", 1, "RTP/AVP", ["0"],
+            connection=Connection("10.0.0.1"),
+            attributes=[("sendrecv", None)],
+            lines=[("b", "AS:64"), ("i", "x")],
+        )
+        sdp = SessionDescription(Origin("-", "1", 1), media=[media])
+        self.assertEqual(
+            sdp.serialize().split(b"\r\n")[-6:],
+            [b"m=audio 1 RTP/AVP 0", b"i=x", b"c=IN IP4 10.0.0.1", b"b=AS:64", b"a=sendrecv", b""],
+        )
+
+    def test_needs_an_audio_codec(self):
+        """
+        An offer/answer object needs at least one audio codec.
+        """
+        self.assertRaises(ValueError, OfferAnswer, "1.2.3.4", 5, [TELEPHONE_EVENT])
