@@ -297,7 +297,11 @@ class SIPTransport:
             return
         if partial.method == "ACK":
             return
+        for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+            if not partial.has(name):
+                return  # not enough of a request to answer
         try:
+            self._stamp_via(partial, source)
             response = partial.response(error.status, error.reason)
             dest = self._response_destination(partial, source)
             self.send(response.to_bytes(), dest)

@@ -1,0 +1,242 @@
+"""
+Tests for the SIP transport layer: Via stamping (RFC 3261 18.2.1, RFC
+3581), response routing (18.2.2), request routing, the MTU rule (18.1.1)
+and answering what cannot be parsed.
+"""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.trial.unittest import SynchronousTestCase
+
+from rvoip_twisted.sip.address import Destination
+from rvoip_twisted.sip.message import Request
+from rvoip_twisted.sip.parser import parse_message
+from rvoip_twisted.transport.sip import SIPDatagramProtocol, SIPTransport
+
+
+class FakeUDPTransport:
+    def __init__(self, host="127.0.0.1", port=5060):
+        self.written = []
+        self._host = IPv4Address("UDP", host, port)
+
+    def write(self, data, addr):
+        self.written.append((data, addr))
+
+    def getHost(self):
+        return self._host
+
+
+class Receiver:
+    def __init__(self):
+        self.messages = []
+        self.errors = []
+
+    def message_received(self, msg, source):
+        self.messages.append((msg, source))
+
+    def transport_error(self, dest, reason):
+        self.errors.append((dest, reason))
+
+
+def invite(via="SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKabc;rport", extra=b""):
+    return (
+        b"INVITE sip:svc@127.0.0.1 SIP/2.0\r\n"
+        b"Via: " + via.encode() + b"\r\n"
+        b"From: <sip:a@example.com>;tag=1\r\nTo: <sip:svc@127.0.0.1>\r\n"
+        b"Call-ID: c1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n" + extra +
+        b"Content-Length: 0\r\n\r\n")
+
+
+def make_layer():
+    receiver = Receiver()
+    layer = SIPTransport(Clock(), receiver=receiver)
+    proto = SIPDatagramProtocol(layer)
+    proto.transport = FakeUDPTransport()
+    layer._udp_started(proto)
+    return layer, proto, receiver
+
+
+class ViaStampingTests(SynchronousTestCase):
+    def test_rport_filled(self):
+        """A request whose top Via asks for rport gets received and rport set."""
+        layer, proto, receiver = make_layer()
+        proto.datagramReceived(invite(), ("10.0.0.9", 40000))
+        msg, source = receiver.messages[0]
+        self.assertEqual(source, Destination("UDP", "10.0.0.9", 40000))
+        via = msg.top_via
+        self.assertEqual(via.params["received"], "10.0.0.9")
+        self.assertEqual(via.params["rport"], "40000")
+        self.assertIn("received=10.0.0.9", msg.get("Via"))
+
+    def test_received_when_host_differs(self):
+        """Without rport, received is added only when the source differs from sent-by."""
+        layer, proto, receiver = make_layer()
+        proto.datagramReceived(invite("SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKx"),
+                               ("10.0.0.9", 5062))
+        self.assertEqual(receiver.messages[0][0].top_via.received, "10.0.0.9")
+        proto.datagramReceived(invite("SIP/2.0/UDP 10.0.0.9:5062;branch=z9hG4bKy"),
+                               ("10.0.0.9", 5062))
+        self.assertIsNone(receiver.messages[1][0].top_via.received)
+
+    def test_only_top_via_changed(self):
+        """Only the first Via value is stamped, also when Vias share a line."""
+        layer, proto, receiver = make_layer()
+        proto.datagramReceived(
+            invite("SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKa;rport, SIP/2.0/UDP 192.0.2.2;branch=z9hG4bKb"),
+            ("10.0.0.9", 1234))
+        msg = receiver.messages[0][0]
+        self.assertEqual(len(msg.vias), 2)
+        self.assertNotIn("received", msg.vias[1].params)
+        reparsed = parse_message(msg.to_bytes())
+        self.assertEqual(reparsed.vias[0].rport, 1234)
+        self.assertEqual(reparsed.vias[1].host, "192.0.2.2")
+
+
+class ResponseRoutingTests(SynchronousTestCase):
+    def route(self, via, source):
+        layer, proto, receiver = make_layer()
+        proto.datagramReceived(invite(via), source)
+        msg = receiver.messages[0][0]
+        return layer.response_destination(msg)
+
+    def test_rport(self):
+        """RFC 3581: with rport the response goes to the source address and port."""
+        self.assertEqual(
+            self.route("SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa;rport", ("10.0.0.9", 40000)),
+            Destination("UDP", "10.0.0.9", 40000))
+
+    def test_received_without_rport(self):
+        """Without rport: the received address and the sent-by port."""
+        self.assertEqual(
+            self.route("SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa", ("10.0.0.9", 40000)),
+            Destination("UDP", "10.0.0.9", 5062))
+
+    def test_default_port(self):
+        """Without a sent-by port the response goes to 5060."""
+        self.assertEqual(
+            self.route("SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKa", ("10.0.0.9", 40000)),
+            Destination("UDP", "10.0.0.9", 5060))
+
+    def test_maddr(self):
+        """A maddr in the Via takes precedence over received (18.2.2)."""
+        self.assertEqual(
+            self.route("SIP/2.0/UDP 10.0.0.9:5070;branch=z9hG4bKa;maddr=239.1.1.1",
+                       ("10.0.0.9", 40000)),
+            Destination("UDP", "239.1.1.1", 5070))
+
+    def test_tcp_same_connection(self):
+        """A request over TCP is answered over the connection it came on."""
+        layer, proto, receiver = make_layer()
+        msg = parse_message(invite("SIP/2.0/TCP 192.0.2.1:5062;branch=z9hG4bKa"))
+        layer.message_received(msg, Destination("TCP", "10.0.0.9", 41000))
+        self.assertEqual(layer.response_destination(receiver.messages[0][0]),
+                         Destination("TCP", "10.0.0.9", 41000))
+
+
+class RequestRoutingTests(SynchronousTestCase):
+    def test_request_uri(self):
+        """Without Route, a request goes to the Request-URI's host and port."""
+        layer, _, _ = make_layer()
+        req = Request("OPTIONS", "sip:bob@192.0.2.5:5070")
+        self.assertEqual(layer.request_destination(req), Destination("UDP", "192.0.2.5", 5070))
+
+    def test_transport_param_case_insensitive(self):
+        """transport=TCP in capitals still selects TCP (the sippy crash)."""
+        layer, _, _ = make_layer()
+        req = Request("BYE", "sip:bob@192.0.2.5;transport=TCP")
+        self.assertEqual(layer.request_destination(req), Destination("TCP", "192.0.2.5", 5060))
+
+    def test_loose_route(self):
+        """A loose-routing first Route decides the next hop."""
+        layer, _, _ = make_layer()
+        req = Request("BYE", "sip:bob@192.0.2.5",
+                      [("Route", "<sip:proxy.example;lr>, <sip:p2;lr>")])
+        req.set("Route", "<sip:192.0.2.7:5080;lr>")
+        self.assertEqual(layer.request_destination(req), Destination("UDP", "192.0.2.7", 5080))
+
+    def test_mtu_switch_to_tcp(self):
+        """A request over 1300 bytes goes over TCP with its Via changed (18.1.1)."""
+        layer, _, _ = make_layer()
+        layer._tcp_listening = True
+        layer._tcp_ports[2] = 5060
+        req = parse_message(invite("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKq",
+                                   b"X-Big: " + b"a" * 1400 + b"\r\n"))
+        data, dest = layer.prepare_request(req, Destination("UDP", "192.0.2.5", 5060))
+        self.assertEqual(dest, Destination("TCP", "192.0.2.5", 5060))
+        self.assertEqual(parse_message(data).top_via.transport, "TCP")
+
+    def test_small_stays_udp(self):
+        """A small request stays on UDP."""
+        layer, _, _ = make_layer()
+        layer._tcp_listening = True
+        req = parse_message(invite("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKq"))
+        data, dest = layer.prepare_request(req, Destination("UDP", "192.0.2.5", 5060))
+        self.assertEqual(dest.transport, "UDP")
+
+
+class BadInputTests(SynchronousTestCase):
+    def test_bad_request_answered_400(self):
+        """A malformed request with a usable Via is answered 400 to its source."""
+        layer, proto, receiver = make_layer()
+        bad = invite().replace(b"CSeq: 1 INVITE", b"CSeq: 1 OPTIONS")
+        proto.datagramReceived(bad, ("10.0.0.9", 40000))
+        self.assertEqual(receiver.messages, [])
+        data, addr = proto.transport.written[0]
+        self.assertEqual(addr, ("10.0.0.9", 40000))
+        self.assertTrue(data.startswith(b"SIP/2.0 400 "))
+
+    def test_bad_version_505(self):
+        """SIP/7.0 is answered 505."""
+        layer, proto, receiver = make_layer()
+        proto.datagramReceived(invite().replace(b"SIP/2.0\r\n", b"SIP/7.0\r\n", 1),
+                               ("10.0.0.9", 40000))
+        self.assertTrue(proto.transport.written[0][0].startswith(b"SIP/2.0 505 "))
+
+    def test_garbage_dropped(self):
+        """Garbage that cannot be answered is dropped, and later messages still work."""
+        layer, proto, receiver = make_layer()
+        proto.datagramReceived(b"\x00\xff garbage", ("10.0.0.9", 1))
+        proto.datagramReceived(b"\r\n\r\n", ("10.0.0.9", 1))
+        self.assertEqual(proto.transport.written, [])
+        proto.datagramReceived(invite(), ("10.0.0.9", 40000))
+        self.assertEqual(len(receiver.messages), 1)
+        self.assertEqual(layer.bad_count, 1)
+
+    def test_receiver_exception_contained(self):
+        """An exception in the layer above is logged, not raised into the reactor."""
+        layer, proto, receiver = make_layer()
+
+        def boom(msg, source):
+            raise RuntimeError("boom")
+        receiver.message_received = boom
+        proto.datagramReceived(invite(), ("10.0.0.9", 40000))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+class TCPTests(SynchronousTestCase):
+    def test_stream_answers_and_frames(self):
+        """Messages split across TCP reads are framed; the peer's connection is reused."""
+        layer, proto, receiver = make_layer()
+        factory = layer.stream_factory()
+        conn = factory.buildProtocol(None)
+        tr = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.9", 41000))
+        conn.makeConnection(tr)
+        data = invite("SIP/2.0/TCP 10.0.0.9:41000;branch=z9hG4bKt")
+        conn.dataReceived(data[:50])
+        self.assertEqual(receiver.messages, [])
+        conn.dataReceived(data[50:] + data)
+        self.assertEqual(len(receiver.messages), 2)
+        layer.send(b"SIP/2.0 200 OK\r\n\r\n", Destination("TCP", "10.0.0.9", 41000))
+        self.assertEqual(tr.value(), b"SIP/2.0 200 OK\r\n\r\n")
+
+    def test_framing_error_closes(self):
+        """A stream that cannot be framed (no Content-Length) is answered and closed."""
+        layer, proto, receiver = make_layer()
+        conn = layer.stream_factory().buildProtocol(None)
+        tr = StringTransport(peerAddress=IPv4Address("TCP", "10.0.0.9", 41000))
+        conn.makeConnection(tr)
+        conn.dataReceived(invite("SIP/2.0/TCP 10.0.0.9;branch=z9hG4bKt").replace(
+            b"Content-Length: 0\r\n", b""))
+        self.assertTrue(tr.value().startswith(b"SIP/2.0 400 "))
+        self.assertTrue(tr.disconnecting)
