@@ -19,11 +19,14 @@ from zope.interface import implementer
 from .interfaces import ICall
 from .sip.auth import ClientAuth
 from .sip.dialog import Dialog, DialogError, new_branch
+from .sdp import SdpError
 from .sip.errors import SIPError, SIPParseError
 from .sip.headers import NameAddr
 from .sip.message import REASONS, Request
 
 SDP = "application/sdp"
+#: what SDP negotiation raises; each carries the status to answer with.
+MEDIA_ERRORS = (SIPError, SdpError)
 
 
 class CallFailed(Exception):
@@ -266,7 +269,7 @@ class Call:
                 return
             try:
                 self.media.accept_answer(ack.body)
-            except SIPError as e:
+            except MEDIA_ERRORS as e:
                 self._log.warn("call {call}: bad SDP answer in ACK: {err}",
                                call=self.call_id, err=e)
                 self._send_bye()
@@ -338,7 +341,7 @@ class Call:
                     txn.respond(request.response(415, headers=[("Accept", SDP)]))
                     return
                 body = self.media.answer_offer(request.body)
-        except SIPError as e:
+        except MEDIA_ERRORS as e:
             txn.respond(request.response(e.status, e.reason))
             return
         self.dialog.target_refresh(request)
@@ -412,7 +415,7 @@ class Call:
                 if resp.body:
                     try:
                         self.media.accept_answer(resp.body)
-                    except SIPError as e:
+                    except MEDIA_ERRORS as e:
                         d.errback(CallFailed(e.status, e.reason))
                         return
                 d.callback(self)
@@ -442,7 +445,8 @@ class Call:
             Request("ACK", dialog.remote_target, headers=[
                 ("Route", str(r)) for r in dialog.route_set]))
         ack = dialog.create_ack(invite.cseq[0], self._via(dest))
-        data, dest = s.transport.prepare_request(ack, dest)
+        dest = s.transport.choose_transport(ack, dest)
+        data = ack.to_bytes()
         s.transport.send(data, dest)
         s.dialogs.sent_ack(dialog.id, data, dest)
 
@@ -518,7 +522,7 @@ class Call:
                     self.media.accept_answer(response.body)
                     self._early_media = True
                     self.media.start()
-                except SIPError:
+                except MEDIA_ERRORS:
                     pass
             if self._cancel_wanted:
                 self._cancel_wanted = False
@@ -567,7 +571,7 @@ class Call:
         if response.body and not self._media_answered():
             try:
                 self.media.accept_answer(response.body)
-            except SIPError as e:
+            except MEDIA_ERRORS as e:
                 self._log.warn("call {call}: bad SDP answer: {err}", call=self.call_id, err=e)
                 self._send_bye()
                 self._fail(CallFailed(488, "Bad SDP answer"))

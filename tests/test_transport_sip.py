@@ -162,17 +162,18 @@ class RequestRoutingTests(SynchronousTestCase):
         layer._tcp_ports[2] = 5060
         req = parse_message(invite("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKq",
                                    b"X-Big: " + b"a" * 1400 + b"\r\n"))
-        data, dest = layer.prepare_request(req, Destination("UDP", "192.0.2.5", 5060))
+        dest = layer.choose_transport(req, Destination("UDP", "192.0.2.5", 5060))
         self.assertEqual(dest, Destination("TCP", "192.0.2.5", 5060))
-        self.assertEqual(parse_message(data).top_via.transport, "TCP")
+        self.assertEqual(parse_message(req.to_bytes()).top_via.transport, "TCP")
 
     def test_small_stays_udp(self):
         """A small request stays on UDP."""
         layer, _, _ = make_layer()
         layer._tcp_listening = True
         req = parse_message(invite("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKq"))
-        data, dest = layer.prepare_request(req, Destination("UDP", "192.0.2.5", 5060))
+        dest = layer.choose_transport(req, Destination("UDP", "192.0.2.5", 5060))
         self.assertEqual(dest.transport, "UDP")
+        self.assertEqual(req.top_via.transport, "UDP")
 
 
 class BadInputTests(SynchronousTestCase):

@@ -364,7 +364,7 @@ class MediaSession:
             "jitter_ms": jitter_ms,
             "rtt_ms": rtt_ms,
             "remote_loss_pct": remote_loss,
-            "mos": estimate_mos(loss_pct, delay_ms),
+            "mos": estimate_mos(loss_pct, delay_ms) if expected else None,
             "bad_packets": self.bad_packets,
         }
 

@@ -86,10 +86,8 @@ class SessionManager(service.Service):
             self._answer_error(request, txn, SIPError("Server Internal Error", 500))
 
     def _answer_error(self, request, txn, error):
-        if txn is None or txn.state not in ("trying", "proceeding", "Trying", "Proceeding"):
-            # already answered (or an ACK)
-            if txn is not None and getattr(txn, "final_sent", False):
-                return
+        if txn is None or txn.final_sent:
+            return
         try:
             txn.respond(request.response(error.status, error.reason))
         except Exception:

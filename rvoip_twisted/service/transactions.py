@@ -357,6 +357,9 @@ class TransactionManager(service.Service):
             raise ValueError("a client transaction %r exists already" % (key,))
         if dest is None:
             dest = self._transport.request_destination(request)
+        choose = getattr(self._transport, "choose_transport", None)
+        if choose is not None:
+            dest = choose(request, dest)
         if method == "INVITE":
             txn = _InviteClient(self, request, dest, key, owner)
         else:

@@ -17,7 +17,6 @@ from twisted.logger import Logger
 
 from ..sip.address import Destination
 from ..sip.errors import SIPParseError
-from ..sip.headers import split_list
 from ..sip.message import Request
 from ..sip.parser import MAX_MESSAGE_SIZE, StreamParser, parse_message
 
@@ -277,15 +276,7 @@ class SIPTransport:
             new["received"] = source.host
         else:
             return
-        stamped = via.replace(params=new)
-        headers = msg.headers
-        for i, (name, value) in enumerate(headers):
-            if name == "Via":
-                values = split_list(value)
-                values[0] = str(stamped)
-                headers[i] = ("Via", ", ".join(values))
-                break
-        msg._cache["via"] = [stamped] + msg.vias[1:]
+        msg.replace_top_via(via.replace(params=new))
 
     def _answer_error(self, error, source, conn):
         """Answer a message we could not parse, if it was a request we can answer."""
@@ -362,27 +353,24 @@ class SIPTransport:
             port = 5061 if uri.scheme == "sips" else 5060
         return Destination(transport, host, port)
 
-    def prepare_request(self, request, dest):
+    def choose_transport(self, request, dest):
         """
-        Serialise a request for C{dest}; a UDP request larger than 1300
-        bytes goes over TCP when we listen on TCP (RFC 3261 18.1.1), with
-        its top Via changed to say so.  Returns C{(data, dest)}.
+        RFC 3261 18.1.1: a UDP request larger than 1300 bytes goes over TCP
+        when we listen on TCP, with its top Via changed to say so.  Returns
+        the destination to use.  The size is estimated from the headers
+        without serialising the request.
         """
-        data = request.to_bytes()
-        if dest.transport == "UDP" and len(data) > UDP_MTU_LIMIT and self._tcp_listening:
-            via = request.top_via
-            if via.transport == "UDP":
-                stamped = via.replace(transport="TCP", port=self.port("TCP"))
-                for i, (name, value) in enumerate(request.headers):
-                    if name == "Via":
-                        values = split_list(value)
-                        values[0] = str(stamped)
-                        request.headers[i] = ("Via", ", ".join(values))
-                        break
-                request._cache.pop("via", None)
-                data = request.to_bytes()
-            dest = Destination("TCP", dest.host, dest.port)
-        return data, dest
+        if dest.transport != "UDP" or not self._tcp_listening:
+            return dest
+        size = len(request.body) + 64
+        for name, value in request.headers:
+            size += len(name) + len(value) + 4
+        if size <= UDP_MTU_LIMIT or len(request.to_bytes()) <= UDP_MTU_LIMIT:
+            return dest
+        via = request.top_via
+        if via.transport == "UDP":
+            request.replace_top_via(via.replace(transport="TCP", port=self.port("TCP")))
+        return Destination("TCP", dest.host, dest.port)
 
     # -- sending
 

@@ -1,0 +1,493 @@
+"""
+Tests for the session layer (the Call object and the SessionManager) on a
+Clock, with the real transport, transaction and dialog layers over a fake
+UDP socket, and a fake media manager: UAS and UAC call flows, CANCEL, BYE,
+re-INVITE and glare, OPTIONS, 481, late offer, and the missing ACK.
+"""
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+
+from rvoip_twisted.call import CallFailed
+from rvoip_twisted.interfaces import ICallHandler
+from rvoip_twisted.sdp import SdpNegotiationError
+from rvoip_twisted.service.dialogs import DialogManager
+from rvoip_twisted.service.sessions import SessionManager
+from rvoip_twisted.service.transactions import TransactionManager
+from rvoip_twisted.sip.parser import parse_message
+from rvoip_twisted.sip.transaction import TimerConfig
+from rvoip_twisted.transport.sip import SIPDatagramProtocol, SIPTransport
+
+from .test_transport_sip import FakeUDPTransport
+
+PEER = ("192.0.2.1", 5062)
+
+OFFER = (b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\n"
+         b"t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n")
+
+
+class FakeMediaSession:
+    def __init__(self, call_id):
+        self.call_id = call_id
+        self.started = False
+        self.stopped = False
+        self.answers = []
+        self.accepted = []
+        self.direction = "sendrecv"
+        self.on_dtmf = None
+        self.echoing = False
+
+    def create_offer(self, direction="sendrecv"):
+        return b"v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" \
+               b"m=audio 10000 RTP/AVP 0 8\r\na=" + direction.encode() + b"\r\n"
+
+    def answer_offer(self, sdp):
+        if b"RTP/AVP 18" in sdp:
+            raise SdpNegotiationError("no common codec")
+        self.answers.append(sdp)
+        direction = "recvonly" if b"a=sendonly" in sdp else "sendrecv"
+        return self.create_offer(direction)
+
+    def accept_answer(self, sdp):
+        self.accepted.append(sdp)
+
+    def hold(self):
+        return self.create_offer("sendonly")
+
+    def resume(self):
+        return self.create_offer("sendrecv")
+
+    def start(self):
+        self.started = True
+
+    def stop(self):
+        self.stopped = True
+
+    def echo(self):
+        self.echoing = True
+
+    def play(self, source):
+        pass
+
+    def record(self, sink):
+        pass
+
+    def quality(self):
+        return {"codec": "PCMU", "packets_sent": 0, "packets_received": 0,
+                "packets_lost": 0, "loss_pct": 0.0, "jitter_ms": 0.0,
+                "rtt_ms": None, "mos": None}
+
+
+class FakeMediaManager:
+    def __init__(self):
+        self.sessions = {}
+
+    def new_session(self, call_id):
+        s = self.sessions[call_id] = FakeMediaSession(call_id)
+        return s
+
+
+@implementer(ICallHandler)
+class Recorder:
+    """An application that keeps the calls and does what the test says."""
+
+    def __init__(self, action="answer"):
+        self.calls = []
+        self.action = action
+
+    def incomingCall(self, call):
+        self.calls.append(call)
+        if self.action == "answer":
+            call.echo()
+            return call.answer()
+        if self.action == "ring":
+            call.ring()
+
+
+class Harness:
+    def __init__(self, action="answer"):
+        self.clock = Clock()
+        self.config = TimerConfig()
+        self.transport = SIPTransport(self.clock, public_host="127.0.0.1")
+        self.proto = SIPDatagramProtocol(self.transport)
+        self.proto.transport = FakeUDPTransport("127.0.0.1", 5060)
+        self.transport._udp_started(self.proto)
+        self.transactions = TransactionManager(self.clock, self.transport, config=self.config)
+        self.dialogs = DialogManager(self.clock, self.transport, self.config)
+        self.media = FakeMediaManager()
+        self.app = Recorder(action)
+        self.sessions = SessionManager(self.clock, self.transport, self.transactions,
+                                       self.dialogs, self.media, self.app)
+        self.transactions.tu = self.sessions
+        self.transport.receiver = self.transactions
+
+    def inject(self, text, addr=PEER):
+        if isinstance(text, str):
+            text = text.encode()
+        self.proto.datagramReceived(text.replace(b"\n", b"\r\n").replace(b"\r\r", b"\r"), addr)
+
+    def sent(self):
+        """Every message sent so far, parsed, oldest first; clears the record."""
+        out = [parse_message(data) for data, addr in self.proto.transport.written]
+        self.proto.transport.written = []
+        return out
+
+    def statuses(self):
+        return [getattr(m, "status", None) or m.method for m in self.sent()]
+
+
+def invite(call_id="c1", branch="z9hG4bK1", body=OFFER, cseq=1, to_tag=None, method="INVITE"):
+    to = "<sip:svc@127.0.0.1>" + (";tag=" + to_tag if to_tag else "")
+    head = (
+        "%s sip:svc@127.0.0.1:5060 SIP/2.0\n"
+        "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=%s;rport\n"
+        "From: <sip:alice@192.0.2.1>;tag=a1\n"
+        "To: %s\n"
+        "Call-ID: %s\n"
+        "CSeq: %d %s\n"
+        "Contact: <sip:alice@192.0.2.1:5062>\n"
+        "Max-Forwards: 70\n" % (method, branch, to, call_id, cseq, method))
+    if body:
+        head += "Content-Type: application/sdp\n"
+    return head.encode() + b"Content-Length: %d\n\n" % len(body) + body
+
+
+def ack(to_tag, call_id="c1", branch="z9hG4bK2", cseq=1, body=b""):
+    head = ("ACK sip:svc@127.0.0.1:5060 SIP/2.0\n"
+            "Via: SIP/2.0/UDP 192.0.2.1:5062;branch=%s\n"
+            "From: <sip:alice@192.0.2.1>;tag=a1\nTo: <sip:svc@127.0.0.1>;tag=%s\n"
+            "Call-ID: %s\nCSeq: %d ACK\nMax-Forwards: 70\n" % (branch, to_tag, call_id, cseq))
+    if body:
+        head += "Content-Type: application/sdp\n"
+    return head.encode() + b"Content-Length: %d\n\n" % len(body) + body
+
+
+class UASTests(SynchronousTestCase):
+    def answered_call(self):
+        h = Harness()
+        h.inject(invite())
+        sent = h.sent()
+        self.assertEqual([m.status for m in sent], [200])
+        return h, sent[0]
+
+    def test_basic_call(self):
+        """INVITE -> 200 with SDP answer and Contact; ACK stops the 2xx; BYE -> 200 and cleanup."""
+        h, ok = self.answered_call()
+        self.assertEqual(ok.content_type, "application/sdp")
+        self.assertTrue(ok.to_tag)
+        self.assertIsNotNone(ok.contact)
+        call = h.app.calls[0]
+        media = h.media.sessions["c1"]
+        self.assertTrue(media.started and media.echoing)
+        h.inject(ack(ok.to_tag))
+        h.clock.advance(10)
+        self.assertEqual(h.sent(), [])          # no 2xx retransmission after the ACK
+        h.inject(invite(branch="z9hG4bK3", body=b"", cseq=2, to_tag=ok.to_tag,
+                        method="BYE"))
+        self.assertEqual(h.statuses(), [200])
+        self.assertEqual(call.state, "ended")
+        self.assertEqual(self.successResultOf(call.ended), "remote hangup")
+        self.assertTrue(media.stopped)
+        self.assertEqual(h.dialogs.stats()["dialogs"], 0)
+        self.assertEqual(h.sessions.calls, {})
+
+    def test_2xx_retransmitted_then_bye_after_64t1(self):
+        """Without ACK the 200 goes again at T1, 2T1, 4T1 ... T2, and after 64*T1 a BYE ends the call."""
+        h, ok = self.answered_call()
+        times = []
+        for _ in range(400):
+            h.clock.advance(0.1)
+            for m in h.sent():
+                times.append((round(h.clock.seconds(), 1), getattr(m, "status", None) or m.method))
+        retrans = [t for t, what in times if what == 200]
+        self.assertEqual(retrans[:6], [0.5, 1.5, 3.5, 7.5, 11.5, 15.5])
+        byes = [t for t, what in times if what == "BYE"]
+        self.assertEqual(len(byes), 1)
+        self.assertAlmostEqual(byes[0], 32.0, delta=0.15)
+        call = h.app.calls[0]
+        self.assertEqual(call.state, "ended")
+        self.assertEqual(call.end_reason, "no ACK")
+        self.assertTrue(h.media.sessions["c1"].stopped)
+
+    def test_invite_retransmission_absorbed(self):
+        """A retransmitted INVITE (same branch) makes no second call."""
+        h = Harness("ring")
+        h.inject(invite())
+        h.inject(invite())
+        self.assertEqual(len(h.app.calls), 1)
+        self.assertEqual(h.statuses(), [180, 180])
+
+    def test_cancel_while_ringing(self):
+        """CANCEL before the answer: 200 to the CANCEL, 487 to the INVITE, the call ends."""
+        h = Harness("ring")
+        h.inject(invite())
+        ringing = h.sent()[0]
+        self.assertEqual(ringing.status, 180)
+        h.inject(invite(body=b"", method="CANCEL"))
+        sent = h.sent()
+        self.assertEqual(sorted((m.status, m.cseq[1]) for m in sent),
+                         [(200, "CANCEL"), (487, "INVITE")])
+        self.assertEqual(h.app.calls[0].state, "ended")
+        self.assertTrue(h.media.sessions["c1"].stopped)
+
+    def test_cancel_unknown(self):
+        """A CANCEL matching no INVITE gets 481."""
+        h = Harness()
+        h.inject(invite(body=b"", method="CANCEL"))
+        self.assertEqual(h.statuses(), [481])
+
+    def test_bye_unknown_dialog(self):
+        """A BYE for a dialog we do not have gets 481."""
+        h = Harness()
+        h.inject(invite(body=b"", method="BYE", to_tag="nope"))
+        self.assertEqual(h.statuses(), [481])
+
+    def test_options_and_unknown_methods(self):
+        """OPTIONS -> 200 with Allow; an unknown method -> 501; a known one we refuse -> 405."""
+        h = Harness()
+        h.inject(invite(body=b"", method="OPTIONS"))
+        ok = h.sent()[0]
+        self.assertEqual(ok.status, 200)
+        self.assertIn("INVITE", ok.get("Allow"))
+        self.assertTrue(ok.to_tag)
+        h.inject(invite(body=b"", method="FOO", branch="z9hG4bK9"))
+        h.inject(invite(body=b"", method="SUBSCRIBE", branch="z9hG4bK8"))
+        self.assertEqual(h.statuses(), [501, 405])
+
+    def test_no_common_codec(self):
+        """An offer with no acceptable codec gets 488."""
+        h = Harness()
+        h.inject(invite(body=OFFER.replace(b"RTP/AVP 0", b"RTP/AVP 18")))
+        self.assertEqual(h.statuses(), [488])
+        self.assertEqual(h.app.calls, [])
+        self.assertTrue(h.media.sessions["c1"].stopped)
+
+    def test_unsupported_require(self):
+        """Require with an extension we lack gets 420 with Unsupported."""
+        h = Harness()
+        h.inject(invite(body=b"", method="OPTIONS").replace(
+            b"Max-Forwards", b"Require: foo\r\nMax-Forwards"))
+        r = h.sent()[0]
+        self.assertEqual(r.status, 420)
+        self.assertEqual(r.get("Unsupported"), "foo")
+
+    def test_late_offer(self):
+        """INVITE without SDP: the 200 carries an offer and the ACK's answer is applied."""
+        h = Harness()
+        h.inject(invite(body=b""))
+        ok = h.sent()[0]
+        self.assertEqual(ok.status, 200)
+        self.assertIn(b"m=audio", ok.body)
+        media = h.media.sessions["c1"]
+        self.assertFalse(media.started)
+        h.inject(ack(ok.to_tag, body=OFFER))
+        self.assertEqual(media.accepted, [OFFER])
+        self.assertTrue(media.started)
+
+    def test_reinvite_hold(self):
+        """A re-INVITE with a=sendonly is answered 200 with a=recvonly; the target is refreshed."""
+        h, ok = self.answered_call()
+        h.inject(ack(ok.to_tag))
+        hold = invite(branch="z9hG4bK5", cseq=2, to_tag=ok.to_tag,
+                      body=OFFER + b"a=sendonly\r\n").replace(
+            b"Contact: <sip:alice@192.0.2.1:5062>", b"Contact: <sip:alice@192.0.2.9:5099>")
+        h.inject(hold)
+        r = h.sent()[0]
+        self.assertEqual(r.status, 200)
+        self.assertIn(b"a=recvonly", r.body)
+        call = h.app.calls[0]
+        self.assertEqual(str(call.dialog.remote_target), "sip:alice@192.0.2.9:5099")
+
+    def test_reinvite_lower_cseq(self):
+        """An in-dialog request with a lower CSeq gets 500 (RFC 3261 12.2.2)."""
+        h, ok = self.answered_call()
+        h.inject(ack(ok.to_tag))
+        h.inject(invite(branch="z9hG4bK5", cseq=5, to_tag=ok.to_tag, method="OPTIONS", body=b""))
+        self.assertEqual(h.statuses(), [200])
+        h.inject(invite(branch="z9hG4bK6", cseq=3, to_tag=ok.to_tag, method="OPTIONS", body=b""))
+        self.assertEqual(h.statuses(), [500])
+
+    def test_reinvite_glare(self):
+        """A re-INVITE arriving while ours is pending gets 491."""
+        h, ok = self.answered_call()
+        h.inject(ack(ok.to_tag))
+        call = h.app.calls[0]
+        d = call.hold()
+        ours = h.sent()[0]
+        self.assertEqual(ours.method, "INVITE")
+        self.assertIn(b"a=sendonly", ours.body)
+        h.inject(invite(branch="z9hG4bK7", cseq=2, to_tag=ok.to_tag))
+        self.assertEqual(h.statuses(), [491])
+        self.assertNoResult(d)
+
+    def test_hold_answered(self):
+        """Our re-INVITE's 2xx is ACKed and its SDP applied."""
+        h, ok = self.answered_call()
+        h.inject(ack(ok.to_tag))
+        call = h.app.calls[0]
+        d = call.hold()
+        ours = h.sent()[0]
+        resp = ours.response(200, body=OFFER + b"a=recvonly\r\n",
+                             headers=[("Content-Type", "application/sdp")])
+        h.inject(resp.to_bytes())
+        self.assertIs(self.successResultOf(d), call)
+        sent = h.sent()
+        self.assertEqual([m.method for m in sent], ["ACK"])
+        self.assertEqual(sent[0].cseq, (ours.cseq[0], "ACK"))
+        self.assertEqual(h.media.sessions["c1"].accepted[-1], OFFER + b"a=recvonly\r\n")
+
+    def test_server_hangup(self):
+        """hangup() on an answered call sends BYE within the dialog."""
+        h, ok = self.answered_call()
+        h.inject(ack(ok.to_tag))
+        call = h.app.calls[0]
+        call.hangup()
+        bye = h.sent()[0]
+        self.assertEqual(bye.method, "BYE")
+        self.assertEqual(str(bye.uri), "sip:alice@192.0.2.1:5062")
+        self.assertEqual(bye.from_tag, ok.to_tag)
+        self.assertEqual(bye.to_tag, "a1")
+        self.assertEqual(call.state, "ended")
+
+    def test_dtmf_info(self):
+        """INFO with application/dtmf-relay becomes a DTMF event."""
+        h, ok = self.answered_call()
+        h.inject(ack(ok.to_tag))
+        call = h.app.calls[0]
+        got = []
+        call.on_dtmf(lambda digit, ms: got.append((digit, ms)))
+        body = b"Signal=5\r\nDuration=160\r\n"
+        h.inject(invite(branch="z9hG4bK8", cseq=2, to_tag=ok.to_tag, method="INFO",
+                        body=body).replace(b"application/sdp", b"application/dtmf-relay"))
+        self.assertEqual(h.statuses(), [200])
+        self.assertEqual(got, [("5", 160)])
+
+    def test_handler_failure_answers_500(self):
+        """An application that raises gets its call answered 500, and the server goes on."""
+        h = Harness()
+
+        @implementer(ICallHandler)
+        class Broken:
+            def incomingCall(self, call):
+                raise RuntimeError("app bug")
+        h.sessions.handler = Broken()
+        h.inject(invite())
+        self.assertEqual(h.statuses(), [500])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        h.sessions.handler = h.app
+        h.inject(invite(call_id="c2", branch="z9hG4bKx"))
+        self.assertEqual(h.statuses(), [200])
+
+    def test_async_handler(self):
+        """An async def handler works through ensureDeferred."""
+        h = Harness()
+
+        @implementer(ICallHandler)
+        class Async:
+            async def incomingCall(self, call):
+                call.ring()
+                await defer.succeed(None)
+                await call.answer()
+        h.sessions.handler = Async()
+        h.inject(invite())
+        self.assertEqual(h.statuses(), [180, 200])
+
+
+def response_to(request, status, to_tag="b1", body=b"", headers=(),
+                contact="<sip:bob@192.0.2.1:5062>"):
+    hdrs = [("Contact", contact)] + list(headers)
+    if body:
+        hdrs.append(("Content-Type", "application/sdp"))
+    return request.response(status, to_tag=to_tag, headers=hdrs, body=body).to_bytes()
+
+
+class UACTests(SynchronousTestCase):
+    def start(self, **kw):
+        h = Harness()
+        d = h.sessions.call("sip:bob@192.0.2.1:5062", **kw)
+        inv = h.sent()[0]
+        self.assertEqual(inv.method, "INVITE")
+        return h, d, inv
+
+    def test_answered(self):
+        """180 then 200: the Deferred fires with the answered Call and an ACK goes out."""
+        h, d, inv = self.start()
+        self.assertEqual(inv.content_type, "application/sdp")
+        h.inject(response_to(inv, 180))
+        self.assertNoResult(d)
+        h.inject(response_to(inv, 200, body=OFFER))
+        call = self.successResultOf(d)
+        self.assertEqual(call.state, "answered")
+        ack_ = h.sent()[0]
+        self.assertEqual(ack_.method, "ACK")
+        self.assertEqual(ack_.cseq, (1, "ACK"))
+        self.assertEqual(str(ack_.uri), "sip:bob@192.0.2.1:5062")
+        self.assertEqual(h.media.sessions[call.call_id].accepted, [OFFER])
+        # a retransmitted 200 gets the same ACK again
+        h.inject(response_to(inv, 200, body=OFFER))
+        self.assertEqual([m.method for m in h.sent()], ["ACK"])
+
+    def test_rejected(self):
+        """A 486 fails the Deferred with CallFailed(486) and releases media."""
+        h, d, inv = self.start()
+        h.inject(response_to(inv, 486))
+        f = self.failureResultOf(d, CallFailed)
+        self.assertEqual(f.value.status, 486)
+        self.assertEqual([m.method for m in h.sent()], ["ACK"])   # the transaction's ACK
+        self.assertTrue(list(h.media.sessions.values())[0].stopped)
+
+    def test_timeout(self):
+        """No answer at all: Timer B fails the call with 408."""
+        h, d, inv = self.start()
+        h.clock.pump([1] * 40)
+        self.assertEqual(self.failureResultOf(d, CallFailed).value.status, 408)
+
+    def test_auth_challenge(self):
+        """A 407 is answered once with Proxy-Authorization and a higher CSeq."""
+        h, d, inv = self.start(credentials=("u", "p"))
+        h.inject(response_to(inv, 407, headers=[
+            ("Proxy-Authenticate", 'Digest realm="r", nonce="n1", qop="auth", algorithm=MD5')]))
+        sent = h.sent()
+        again = [m for m in sent if m.method == "INVITE"][0]
+        self.assertEqual(again.cseq, (2, "INVITE"))
+        self.assertIn('username="u"', again.get("Proxy-Authorization"))
+        self.assertNotEqual(again.top_via.branch, inv.top_via.branch)
+        h.inject(response_to(again, 200, body=OFFER))
+        self.assertEqual(self.successResultOf(d).state, "answered")
+
+    def test_redirect_followed_once(self):
+        """A 302 is followed to its Contact once."""
+        h, d, inv = self.start()
+        h.inject(response_to(inv, 302, contact="<sip:carol@192.0.2.7:5070>"))
+        sent = h.sent()
+        again = [m for m in sent if m.method == "INVITE"][0]
+        self.assertEqual(str(again.uri), "sip:carol@192.0.2.7:5070")
+        self.assertEqual(again.cseq, (2, "INVITE"))
+        self.assertEqual(h.proto.transport.written, [])
+        h.inject(response_to(again, 302, contact="<sip:dave@192.0.2.8>"))
+        self.assertEqual(self.failureResultOf(d, CallFailed).value.status, 302)
+
+    def test_cancel_ringing(self):
+        """hangup() while ringing sends CANCEL; the 487 fails the call."""
+        h, d, inv = self.start()
+        h.inject(response_to(inv, 180))
+        call = h.sessions.calls[inv.call_id]
+        call.hangup()
+        cancel = h.sent()[0]
+        self.assertEqual(cancel.method, "CANCEL")
+        self.assertEqual(cancel.top_via.branch, inv.top_via.branch)
+        h.inject(response_to(inv, 487))
+        self.assertEqual(self.failureResultOf(d, CallFailed).value.status, 487)
+
+    def test_forked_second_2xx(self):
+        """A 2xx from a second fork is ACKed and then ended with BYE."""
+        h, d, inv = self.start()
+        h.inject(response_to(inv, 200, to_tag="f1", body=OFFER))
+        self.successResultOf(d)
+        self.assertEqual([m.method for m in h.sent()], ["ACK"])
+        h.inject(response_to(inv, 200, to_tag="f2", body=OFFER))
+        sent = h.sent()
+        self.assertEqual([m.method for m in sent], ["ACK", "BYE"])
+        self.assertEqual(sent[1].to_tag, "f2")
