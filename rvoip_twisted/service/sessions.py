@@ -180,6 +180,11 @@ class SessionManager(service.Service):
         d.addErrback(self._handler_failed, call)
 
     def _handler_failed(self, failure, call):
+        if failure.check(CallFailed):
+            # e.g. the answer() Deferred the app returned: no ACK came.
+            self._log.info("call {call_id}: {error}", call_id=call.call_id,
+                           error=failure.getErrorMessage())
+            return
         self._log.failure("application failed on call {call_id}", failure,
                           call_id=call.call_id)
         if call.state in ("incoming", "ringing"):
