@@ -92,6 +92,10 @@ class Call:
         self.dialog = None
         self.media = None
         self.remote_uri = None
+        #: the Request-URI of the INVITE (the number or user called), a URI
+        self.request_uri = None
+        #: the INVITE that started the call (ours or theirs), a Request
+        self.invite = None
         self.local_tag = None
         self.start_time = None
         self.answer_time = None
@@ -220,9 +224,10 @@ class Call:
     def _start_incoming(self, request, txn):
         """An out-of-dialog INVITE: negotiate media and build the early dialog."""
         s = self._sessions
-        self._invite = request
+        self._invite = self.invite = request
         self._invite_txn = txn
         self.remote_uri = str(request.from_.uri)
+        self.request_uri = request.uri
         self.local_tag = s.new_tag()
         self.start_time = s.reactor.seconds()
         self.media = s.media.new_session(self.call_id)   # PortsExhausted -> 503
@@ -487,7 +492,8 @@ class Call:
         ]
         headers.extend(self._extra_headers)
         headers.extend(extra)
-        self._invite = Request("INVITE", uri, headers, self._offer)
+        self._invite = self.invite = Request("INVITE", uri, headers, self._offer)
+        self.request_uri = uri
         self._provisional = False
         self._invite_txn = s.transactions.send_request(
             self._invite, _Owner(self._invite_response, self._invite_timeout,

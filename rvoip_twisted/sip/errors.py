@@ -56,3 +56,12 @@ class NeedMoreData(Exception):
     """
     Internal to the stream framer: the buffer holds no complete message yet.
     """
+
+
+class MissingContentLength(SIPParseError):
+    """
+    A message on a stream transport without Content-Length (RFC 3261
+    18.3): the stream cannot be framed any more.
+    """
+
+    status = 400

@@ -11,7 +11,7 @@ gives back what was parsed.
 import re
 
 from .errors import SIPParseError
-from .uri import parse_uri
+from .uri import SIP_FAST, parse_uri, uri_from_fast
 
 #: compact form -> canonical name (RFC 3261 7.3.3 and later RFCs).
 COMPACT = {
@@ -43,6 +43,13 @@ _KNOWN = [
 CANONICAL = {name.lower(): name for name in _KNOWN}
 CANONICAL.update(COMPACT)
 
+#: CANONICAL plus the usual spellings as they come (canonical and
+#: upper-case compact), so most names need no lower-casing.
+CANONICAL_FAST = dict(CANONICAL)
+CANONICAL_FAST.update((name, name) for name in _KNOWN)
+CANONICAL_FAST.update((c.upper(), name) for c, name in COMPACT.items())
+CANONICAL_FAST.update((name.upper(), name) for name in _KNOWN)
+
 #: headers whose value is a comma-separated list (RFC 3261 7.3.1).
 LIST_HEADERS = frozenset([
     "Via", "Contact", "Route", "Record-Route", "Allow", "Supported",
@@ -68,6 +75,11 @@ TOKEN_RE = re.compile(_TOKEN + r"\Z")
 _PARAM_RE = re.compile(
     r"[ \t]*;[ \t]*(" + _TOKEN + r")(?:[ \t]*=[ \t]*(" + _QUOTED
     + r"|[^;,\s\"]+))?[ \t]*", re.S)
+# Parameters without whitespace or quotes: the common case, split directly
+# (L{_split_params}); the same result as L{_PARAM_RE}.
+_PARAMS_FAST = r"(?:;" + _TOKEN + r"(?:=[^;,\s\"]+)?)*"
+_PARAMS_FAST_RE = re.compile(_PARAMS_FAST + r"\Z")
+_DIGITS_RE = re.compile(r"[0-9]+\Z")
 
 
 def canonical_name(name):
@@ -79,6 +91,14 @@ def is_token(text):
     return bool(text) and TOKEN_RE.match(text) is not None
 
 
+def _int_value(text):
+    """An all-ASCII-digits string as an int, without Python's digit limit."""
+    stripped = text.lstrip("0")
+    if len(stripped) > 20:
+        return 10 ** 20
+    return int(stripped) if stripped else 0
+
+
 def parse_params(text, pos=0, what="header"):
     """
     Parse C{*( SEMI generic-param )} from C{text[pos:]} to its end.
@@ -88,6 +108,10 @@ def parse_params(text, pos=0, what="header"):
     """
     params = {}
     end = len(text)
+    if pos >= end:
+        return params
+    if _PARAMS_FAST_RE.match(text, pos):
+        return _split_params(text[pos + 1:])
     match = _PARAM_RE.match
     while pos < end:
         m = match(text, pos)
@@ -95,6 +119,15 @@ def parse_params(text, pos=0, what="header"):
             raise SIPParseError("Bad parameters in " + what)
         params[m.group(1).lower()] = m.group(2)
         pos = m.end()
+    return params
+
+
+def _split_params(text):
+    """C{name[=value]} items separated by C{;}, already checked."""
+    params = {}
+    for item in text.split(";"):
+        name, eq, value = item.partition("=")
+        params[name.lower()] = value if eq else None
     return params
 
 
@@ -155,6 +188,13 @@ _VIA_RE = re.compile(
     r"[ \t]*(" + _TOKEN + r")[ \t]*/[ \t]*(" + _TOKEN + r")[ \t]*/[ \t]*("
     + _TOKEN + r")[ \t]+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)"
     r"(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*")
+# The usual spelling, no optional whitespace: same result as _VIA_RE.
+_VIA_FAST_RE = re.compile(
+    r"SIP/2\.0/([A-Za-z]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
+    r"(" + _PARAMS_FAST + r")\Z")
+
+
+_new_via = object.__new__
 
 
 class Via:
@@ -176,6 +216,22 @@ class Via:
 
     @classmethod
     def parse(cls, text):
+        """Parse one Via value (one element of the comma list)."""
+        m = _VIA_FAST_RE.match(text)
+        if m is not None:
+            transport, host, port, ptext = m.groups()
+            if port is not None:
+                port = int(port)
+                if port > 65535:
+                    raise SIPParseError("Bad Via port")
+            via = _new_via(cls)
+            via.protocol = "SIP/2.0"
+            via.transport = transport.upper()
+            via.host = host
+            via.port = port
+            via.params = _split_params(ptext[1:]) if ptext else {}
+            via._text = text
+            return via
         m = _VIA_RE.match(text)
         if m is None:
             raise SIPParseError("Bad Via header")
@@ -200,7 +256,30 @@ class Via:
     def rport(self):
         """The rport value as an int; C{None} if absent or without a value."""
         v = self.params.get("rport")
-        return int(v) if v and v.isdigit() else None
+        if v and _DIGITS_RE.match(v):
+            port = _int_value(v)
+            if port <= 65535:
+                return port
+        return None
+
+    @property
+    def has_rport(self):
+        """Whether the rport parameter is present (with or without a value)."""
+        return "rport" in self.params
+
+    @property
+    def maddr(self):
+        return self.params.get("maddr")
+
+    @property
+    def ttl(self):
+        """The ttl parameter as an int (0-255), or C{None}."""
+        v = self.params.get("ttl")
+        if v and _DIGITS_RE.match(v):
+            ttl = _int_value(v)
+            if ttl <= 255:
+                return ttl
+        return None
 
     @property
     def sent_by(self):
@@ -233,6 +312,18 @@ class Via:
 _DISPLAY_TOKENS_RE = re.compile(
     r"(?:" + _TOKEN + r")(?:[ \t]+" + _TOKEN + r")*\Z")
 _QUOTED_RE = re.compile(_QUOTED, re.S)
+# [display-name] <URI>: same result as the general code below.
+_DISPLAY_FAST = (
+    r'(?:(' + _QUOTED + r')[ \t]*|(' + _TOKEN + r'(?:[ \t]+' + _TOKEN
+    + r')*)[ \t]*)?')
+_NAME_ADDR_FAST_RE = re.compile(
+    _DISPLAY_FAST + r'<([^<>]*)>(' + _PARAMS_FAST + r')\Z', re.S)
+# The same with the common SIP URI inline (L{uri.SIP_FAST}): one match.
+_NAME_ADDR_SIP_RE = re.compile(
+    _DISPLAY_FAST + r'<(' + SIP_FAST + r')>(' + _PARAMS_FAST + r')\Z', re.S)
+
+
+_new_name_addr = object.__new__
 
 
 class NameAddr:
@@ -253,7 +344,16 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text, what="header"):
+        """Parse one value (one element of a Contact/Route list)."""
         s = text.strip()
+        m = _NAME_ADDR_SIP_RE.match(s)
+        if m is not None:
+            return cls.from_match(m)
+        m = _NAME_ADDR_FAST_RE.match(s)
+        if m is not None:
+            quoted, display, utext, ptext = m.groups()
+            return cls(parse_uri(utext), quoted or display,
+                       _split_params(ptext[1:]) if ptext else {}, False, s)
         if s == "*":
             return cls(None, star=True, _text=s)
         display = None
@@ -288,6 +388,33 @@ class NameAddr:
             uri = parse_uri(utext)
             params = parse_params(s, sc, what) if sc >= 0 else {}
         return cls(uri, display, params, False, text.strip())
+
+    @staticmethod
+    def match(text):
+        """
+        Check the common form (C{[display] <sip:...>;params}, no
+        whitespace around): a match object for L{from_match}, or C{None}
+        when L{parse} must look at C{text}.
+        """
+        m = _NAME_ADDR_SIP_RE.match(text)
+        if m is not None:
+            port = m.group(8)
+            if port is not None and len(port) == 5 and port > "65535":
+                return None
+        return m
+
+    @classmethod
+    def from_match(cls, m):
+        """The NameAddr of a L{match} (or of the same form in L{parse})."""
+        (quoted, display, utext, scheme, user, password, host, port,
+         uparams, ptext) = m.groups()
+        na = _new_name_addr(cls)
+        na.display = quoted or display
+        na.uri = uri_from_fast(scheme, user, password, host, port, uparams, utext)
+        na.params = _split_params(ptext[1:]) if ptext else {}
+        na.star = False
+        na._text = m.string
+        return na
 
     @property
     def tag(self):
@@ -327,6 +454,15 @@ class NameAddr:
 
 # ---------------------------------------------------------------- CSeq
 
+_new_tuple = tuple.__new__
+
+#: the methods of RFC 3261 and its extensions, for fast paths only: any
+#: token is a method.
+METHODS = frozenset([
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK",
+    "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",
+])
+
 _CSEQ_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]+(" + _TOKEN + r")[ \t]*\Z")
 
 
@@ -336,13 +472,21 @@ class CSeq(tuple):
     __slots__ = ()
 
     def __new__(cls, seq, method):
-        return tuple.__new__(cls, (seq, method))
+        return _new_tuple(cls, (seq, method))
+
+    def __getnewargs__(self):
+        # copy, deepcopy and pickle rebuild through __new__(seq, method).
+        return tuple(self)
 
     seq = property(lambda self: self[0])
     method = property(lambda self: self[1])
 
     @classmethod
     def parse(cls, text):
+        seq, space, method = text.partition(" ")
+        if (method in METHODS and seq.isdigit() and len(seq) < 10
+                and seq.isascii()):
+            return _new_tuple(cls, (int(seq), method))
         m = _CSEQ_RE.match(text)
         if m is None:
             raise SIPParseError("Bad CSeq header")
@@ -358,9 +502,9 @@ class CSeq(tuple):
 def parse_int(text, what, maximum=None):
     """A non-negative decimal header value (Content-Length, Max-Forwards, Expires)."""
     t = text.strip()
-    if not (t.isascii() and t.isdigit()):
+    if not _DIGITS_RE.match(t):
         raise SIPParseError("Bad " + what)
-    value = int(t)
+    value = _int_value(t)
     if maximum is not None and value > maximum:
         raise SIPParseError(what + " out of range")
     return value

@@ -11,8 +11,10 @@ header drops the cache.
 
 from .errors import SIPParseError
 from .headers import (
-    CANONICAL, LIST_HEADERS, CSeq, NameAddr, Via, parse_int, split_list,
+    CANONICAL, LIST_HEADERS, CSeq, NameAddr, Via, is_token, parse_int,
+    split_list,
 )
+from .ids import new_tag
 from .uri import URI, parse_uri
 
 ENCODING = "utf-8"
@@ -58,11 +60,23 @@ class Message:
     __slots__ = ("headers", "body", "_cache", "source")
 
     def __init__(self, headers=None, body=b""):
+        # parser._parse_request_line fills these slots directly: keep it
+        # in step when adding one.
         self.headers = headers if headers is not None else []
         self.body = body
         self._cache = {}
         #: (transport, host, port) it came from; set by transports.
         self.source = None
+
+    def __getstate__(self):
+        # Build the views the parser left pending (match objects do not
+        # pickle) before copy or pickle takes the slots.
+        c = self._cache
+        if "from?" in c:
+            self.from_
+        if "to?" in c:
+            self.to
+        return object.__getstate__(self)
 
     # -- raw access
 
@@ -139,6 +153,21 @@ class Message:
         self.headers = [(n, v) for n, v in self.headers if n.lower() != lname]
         self._cache.clear()
 
+    def replace_top_via(self, via):
+        """Replace the first Via value (also when Vias share a header line)."""
+        headers = self.headers
+        for i, (name, value) in enumerate(headers):
+            if name == "Via":
+                values = split_list(value)
+                values[0] = str(via)
+                headers[i] = ("Via", ", ".join(values))
+                break
+        else:
+            headers.insert(0, ("Via", str(via)))
+        vias = self._cache.get("via")
+        if vias is not None:
+            self._cache["via"] = [via] + vias[1:]
+
     # -- structured views
 
     def _single(self, name):
@@ -173,19 +202,29 @@ class Message:
             c["cseq"] = CSeq.parse(self._required("CSeq"))
         return c["cseq"]
 
+    def _name_addr(self, name, key):
+        # The parser checks From and To and leaves the match of the common
+        # form under "key?" (NameAddr.match): the object is built on use.
+        c = self._cache
+        value = c.get(key)
+        if value is None:
+            m = c.pop(key + "?", None)
+            if m is not None:
+                value = NameAddr.from_match(m)
+            else:
+                value = NameAddr.parse(self._required(name), name)
+            c[key] = value
+        return value
+
     @property
     def from_(self):
-        c = self._cache
-        if "from" not in c:
-            c["from"] = NameAddr.parse(self._required("From"), "From")
-        return c["from"]
+        """The From header (a L{NameAddr})."""
+        return self._name_addr("From", "from")
 
     @property
     def to(self):
-        c = self._cache
-        if "to" not in c:
-            c["to"] = NameAddr.parse(self._required("To"), "To")
-        return c["to"]
+        """The To header (a L{NameAddr})."""
+        return self._name_addr("To", "to")
 
     @property
     def from_tag(self):
@@ -249,28 +288,42 @@ class Message:
 
     @property
     def content_length(self):
-        value = self._single("Content-Length")
-        return None if value is None else parse_int(value, "Content-Length")
+        """The Content-Length header as an int, or C{None} if absent."""
+        c = self._cache
+        if "content-length" not in c:
+            value = self._single("Content-Length")
+            c["content-length"] = (
+                None if value is None else parse_int(value, "Content-Length"))
+        return c["content-length"]
 
     @property
     def content_type(self):
         """The media type, lower-cased, without parameters; C{None} if absent."""
-        value = self._single("Content-Type")
-        if value is None:
-            return None
-        mtype = value.split(";", 1)[0].strip().lower()
-        main, slash, sub = mtype.partition("/")
-        if not slash or not main.strip() or not sub.strip():
-            raise SIPParseError("Bad Content-Type header")
-        return main.strip() + "/" + sub.strip()
+        c = self._cache
+        if "content-type" not in c:
+            value = self._single("Content-Type")
+            if value is None:
+                c["content-type"] = None
+            else:
+                mtype = value.split(";", 1)[0].strip().lower()
+                main, slash, sub = mtype.partition("/")
+                main = main.strip()
+                sub = sub.strip()
+                if not slash or not is_token(main) or not is_token(sub):
+                    raise SIPParseError("Bad Content-Type header")
+                c["content-type"] = main + "/" + sub
+        return c["content-type"]
 
     @property
     def expires(self):
         """The Expires header as an int (capped at 2**32-1), or C{None}."""
-        value = self._single("Expires")
-        if value is None:
-            return None
-        return min(parse_int(value, "Expires"), 2 ** 32 - 1)
+        c = self._cache
+        if "expires" not in c:
+            value = self._single("Expires")
+            c["expires"] = (
+                None if value is None
+                else min(parse_int(value, "Expires"), 2 ** 32 - 1))
+        return c["expires"]
 
     def validate(self):
         """
@@ -279,14 +332,19 @@ class Message:
         already checked the start line, Via, From, To, Call-ID, CSeq,
         Max-Forwards and Content-Length.
         """
-        self.contacts
-        self.routes
-        self.record_routes
-        self.content_type
-        self.expires
-        date = self._single("Date")
-        if date is not None and not date.rstrip().endswith("GMT"):
-            raise SIPParseError("Date must be in GMT")
+        try:
+            self.contacts
+            self.routes
+            self.record_routes
+            self.content_type
+            self.expires
+            date = self._single("Date")
+            if date is not None and not date.rstrip().endswith("GMT"):
+                raise SIPParseError("Date must be in GMT")
+        except SIPParseError as e:
+            if e.partial is None and isinstance(self, Request):
+                e.partial = self
+            raise
         return self
 
     # -- serialisation
@@ -295,14 +353,26 @@ class Message:
         raise NotImplementedError()
 
     def to_bytes(self):
-        """The message on the wire, with a correct Content-Length."""
+        """
+        The message on the wire.  Content-Length is always the body's
+        length: written where the first Content-Length header was (others
+        dropped), or last when there was none.
+        """
         body = self.body
+        length = "Content-Length: %d" % (len(body),)
         lines = [self._start_line()]
+        append = lines.append
+        placed = False
         for n, v in self.headers:
-            if n != "Content-Length":
-                lines.append(n + ": " + v)
-        lines.append("Content-Length: %d" % (len(body),))
-        lines.append("\r\n")
+            if n == "Content-Length":
+                if not placed:
+                    append(length)
+                    placed = True
+            else:
+                append(n + ": " + v)
+        if not placed:
+            append(length)
+        append("\r\n")
         return "\r\n".join(lines).encode(ENCODING, ERRORS) + body
 
     __bytes__ = to_bytes
@@ -326,15 +396,33 @@ class Request(Message):
     def response(self, status, reason=None, to_tag=None, headers=(), body=b""):
         """
         A response to this request (RFC 3261 8.2.6): Via, From, To, Call-ID
-        and CSeq copied, C{to_tag} added to To if it has none.
+        and CSeq copied; a response other than 100 gets C{to_tag} added to
+        To if To has no tag (a fresh random tag when C{to_tag} is None, as
+        8.2.6.2 requires).
         """
-        hdrs = [(n, v) for n, v in self.headers if n in _COPIED]
-        if to_tag is not None and status > 100:
-            for i, (n, v) in enumerate(hdrs):
-                if n == "To":
-                    if "tag" not in self.to.params:
+        hdrs = []
+        seen = set()
+        for n, v in self.headers:
+            if n == "Via":
+                hdrs.append((n, v))
+            elif n in _COPIED and n not in seen:
+                # One of each: a repeated (identical) To must not come
+                # out as a tagged and an untagged To.
+                seen.add(n)
+                hdrs.append((n, v))
+        if status > 100:
+            try:
+                has_tag = "tag" in self.to.params
+            except SIPParseError:
+                # A partial request's To may be unparsable: copy it as is.
+                has_tag = True
+            if not has_tag:
+                if to_tag is None:
+                    to_tag = new_tag()
+                for i, (n, v) in enumerate(hdrs):
+                    if n == "To":
                         hdrs[i] = ("To", "%s;tag=%s" % (v.strip(), to_tag))
-                    break
+                        break
         if status == 100:
             ts = self.get("Timestamp")
             if ts is not None:

@@ -7,91 +7,157 @@ a TCP byte stream.  Both check the start line and the headers every SIP
 element depends on (Via, From, To, Call-ID, CSeq, Max-Forwards,
 Content-Length) and raise L{SIPParseError} with the status to answer; a
 parse error never leaves state behind that outlives the message.
+
+An error about a message whose start line is not a status line carries
+C{partial}: a L{Request} with the headers that could be read, so that a
+transport can still answer 400/413/505 (RFC 3261 8.2.6: Via, From, To,
+Call-ID and CSeq are copied from it).
 """
 
-from .errors import MessageTooLarge, SIPParseError, VersionNotSupported
-from .headers import CANONICAL, SINGLE_HEADERS, TOKEN_CHARS, parse_int
-from .message import ENCODING, ERRORS, Request, Response
+import re
+
+from .errors import (
+    MessageTooLarge, MissingContentLength, SIPParseError, VersionNotSupported,
+)
+from .headers import (
+    CANONICAL, CANONICAL_FAST, METHODS, SINGLE_HEADERS, TOKEN_RE, CSeq,
+    NameAddr, Via, parse_int, split_list,
+)
+from .message import ENCODING, ERRORS, Message, Request, Response
 from .uri import parse_uri
 
 #: the largest message accepted (a UDP datagram's maximum payload).
 MAX_MESSAGE_SIZE = 65535
 
-_CRLF2 = b"\r\n\r\n"
-_LF2 = b"\n\n"
+_CRLFS_RE = re.compile(b"[\r\n]*")
+#: a Content-Length line, to frame a stream message whose head is broken.
+_RAW_LENGTH_RE = re.compile(
+    b"^(?:content-length|l)[ \t]*:[ \t]*([0-9]{1,10})[ \t]*\r?$",
+    re.I | re.M)
+_LINE_SPLIT_RE = re.compile("\r?\n|\r")
+
+#: the headers the parser indexes while reading the head.
+_TRACKED = SINGLE_HEADERS | frozenset(["Via"])
 
 
-def _split_head(data):
+def _find_head(data, start=0):
     """
-    (head text, body offset) of a message, or None when the blank line
-    that ends the headers has not arrived.
+    (end of the head, start of the body) in C{data}, or C{None} when the
+    blank line that ends the headers has not arrived.  C{start}: where to
+    begin looking.  The blank line is C{LF [CR] LF}: CRLF and LF line ends
+    are both accepted.
     """
-    end = data.find(_CRLF2)
-    lf = data.find(_LF2)
-    if lf >= 0 and (end < 0 or lf < end):
-        return data[:lf], lf + 2
-    if end < 0:
+    crlf = data.find(b"\n\r\n", start)
+    lf = data.find(b"\n\n", start, crlf + 1 if crlf >= 0 else len(data))
+    if lf >= 0:
+        end, body = lf, lf + 2
+    elif crlf >= 0:
+        end, body = crlf, crlf + 3
+    else:
         return None
-    return data[:end], end + 4
+    if end and data[end - 1] == 13:
+        end -= 1
+    return end, body
 
 
 def _is_token(text):
-    if not text:
-        return False
-    for ch in text:
-        if ch not in TOKEN_CHARS:
-            return False
-    return True
+    return TOKEN_RE.match(text) is not None
 
 
-def _parse_head(head):
-    """
-    Parse the start line and header lines.  Returns a Request or Response
-    with an empty body; raises SIPParseError.
-    """
-    text = head.decode(ENCODING, ERRORS)
-    if "\r" in text:
-        text = text.replace("\r\n", "\n")
-        if "\r" in text:
-            raise SIPParseError("Bare CR in message head")
-    lines = text.split("\n")
-    start = lines[0]
+def _header_name(name):
+    """The canonical name of a header line's name part (not in CANONICAL_FAST)."""
+    raw = name.rstrip(" \t")
+    key = CANONICAL.get(raw.lower())
+    if key is None:
+        if not TOKEN_RE.match(raw):
+            raise SIPParseError("Bad header name")
+        key = raw
+    return key
 
-    # Header lines, continuation lines unfolded (RFC 3261 7.3.1).
+
+def _read_headers(lines):
+    """The C{(name, value)} list of the unfolded header lines C{lines[1:]}."""
+    cget = CANONICAL_FAST.get
     headers = []
     append = headers.append
-    canonical = CANONICAL
-    name = None
-    value = None
-    for line in lines[1:]:
+    for i in range(1, len(lines)):
+        name, colon, value = lines[i].partition(":")
+        if not colon:
+            raise SIPParseError("Header line without a colon")
+        append((cget(name) or _header_name(name), value.strip(" \t")))
+    return headers
+
+
+def _index(headers):
+    """
+    C{(index, dups)}: C{index} maps each header name to its first value;
+    C{dups}, C{None} when no name repeats, maps each C{_TRACKED} name that
+    repeats to all its values.
+    """
+    index = dict(headers)
+    if len(index) == len(headers):
+        return index, None
+    index = {}
+    dups = {}
+    tracked = _TRACKED
+    for name, value in headers:
+        if name in index:
+            if name in tracked:
+                values = dups.get(name)
+                if values is None:
+                    dups[name] = [index[name], value]
+                else:
+                    values.append(value)
+        else:
+            index[name] = value
+    return index, dups
+
+
+def _unfold(lines):
+    """Join continuation lines to their header line (RFC 3261 7.3.1)."""
+    merged = [lines[0]]
+    for i in range(1, len(lines)):
+        line = lines[i]
         if not line:
             raise SIPParseError("Empty line in message head")
         first = line[0]
         if first == " " or first == "\t":
-            if name is None:
+            if len(merged) == 1:
                 raise SIPParseError("Continuation line before any header")
-            value = value + " " + line.strip(" \t")
-            continue
-        if name is not None:
-            append((name, value.strip(" \t")))
-        colon = line.find(":")
-        if colon <= 0:
-            raise SIPParseError("Header line without a colon")
-        raw = line[:colon].rstrip(" \t")
-        name = canonical.get(raw.lower())
-        if name is None:
-            if not _is_token(raw):
-                raise SIPParseError("Bad header name")
-            name = raw
-        value = line[colon + 1:]
-    if name is not None:
-        append((name, value.strip(" \t")))
+            merged[-1] = merged[-1] + " " + line.strip(" \t")
+        else:
+            if ":" not in line:
+                raise SIPParseError("Header line without a colon")
+            merged.append(line)
+    return merged
 
+
+def _parse_head(head):
+    """
+    Parse the start line and header lines (bytes, without the blank line).
+    Returns a Request or Response with an empty body.  Raises
+    SIPParseError.
+    """
+    text = head.decode(ENCODING, ERRORS)
+    try:
+        lines = text.split("\r\n")
+        n = len(lines) - 1
+        if text.count("\n") != n or text.count("\r") != n:
+            # LF line ends, or stray CRs.
+            text = text.replace("\r\n", "\n")
+            if "\r" in text:
+                raise SIPParseError("Bare CR in message head")
+            lines = text.split("\n")
+        if "\n " in text or "\n\t" in text:
+            lines = _unfold(lines)
+        headers = _read_headers(lines)
+    except SIPParseError as e:
+        e.partial = _partial(text)
+        raise
+    start = lines[0]
     if start.startswith("SIP/"):
-        msg = _parse_status_line(start, headers)
-    else:
-        msg = _parse_request_line(start, headers)
-    return msg
+        return _parse_status_line(start, headers)
+    return _parse_request_line(start, headers)
 
 
 def _parse_status_line(start, headers):
@@ -114,58 +180,189 @@ def _parse_status_line(start, headers):
 def _parse_request_line(start, headers):
     parts = start.split(" ")
     if len(parts) != 3:
-        partial = Request.__new__(Request)
-        _init_partial(partial, headers)
-        raise SIPParseError("Bad request line", partial=partial)
+        raise SIPParseError(
+            "Bad request line", partial=_partial_request(start, headers))
     method, uritext, version = parts
-    if version.upper() != "SIP/2.0":
-        partial = Request.__new__(Request)
-        _init_partial(partial, headers, method)
-        raise VersionNotSupported("SIP version not supported", partial=partial)
-    if not _is_token(method):
-        raise SIPParseError("Bad method")
+    if version != "SIP/2.0" and version.upper() != "SIP/2.0":
+        raise VersionNotSupported(
+            "SIP version not supported",
+            partial=_partial_request(start, headers))
+    if method not in METHODS and not _is_token(method):
+        raise SIPParseError(
+            "Bad method", partial=_partial_request(start, headers))
     try:
         uri = parse_uri(uritext)
         if uri.headers is not None:
             raise SIPParseError("Headers in the Request-URI")
     except SIPParseError as e:
-        partial = Request.__new__(Request)
-        _init_partial(partial, headers, method)
-        e.partial = partial
+        e.partial = _partial_request(start, headers)
         raise
-    return Request(method, uri, headers)
+    # Request.__init__ without the call overhead (the same slots).
+    req = _new_message(Request)
+    req.headers = headers
+    req.body = b""
+    req._cache = {}
+    req.source = None
+    req.method = method
+    req.uri = uri
+    return req
 
 
-def _init_partial(req, headers, method="UNKNOWN"):
-    from .message import Message
+_new_message = object.__new__
+_match_name_addr = NameAddr.match
+
+
+def _partial_request(start, headers):
+    """
+    A Request for answering a message whose request line or headers are
+    broken: the method is the first word if it is a token (else
+    C{"UNKNOWN"}), C{uri} the Request-URI if it parses (else C{None}).
+    """
+    parts = start.split(" ")
+    method = parts[0] if _is_token(parts[0]) else "UNKNOWN"
+    uri = None
+    if len(parts) > 1:
+        try:
+            uri = parse_uri(parts[1])
+        except SIPParseError:
+            pass
+    req = Request.__new__(Request)
     Message.__init__(req, headers, b"")
     req.method = method
-    req.uri = None
+    req.uri = uri
+    return req
 
 
-def _check(msg):
-    """The checks every element needs before it can act on a message."""
-    headers = msg.headers
-    seen = set()
-    for n, v in headers:
-        if n in SINGLE_HEADERS:
-            if n in seen:
-                # Identical repeats are tolerated, conflicting ones are not.
-                msg._single(n)
-            seen.add(n)
-    msg.call_id
-    cseq = msg.cseq
-    msg.from_
-    msg.to
-    msg.max_forwards
-    if not msg.vias:
+def _partial(text):
+    """
+    The partial Request for a head whose header lines are broken: the
+    header lines that can be read, the others skipped.  C{None} when the
+    start line is a status line.
+    """
+    lines = _LINE_SPLIT_RE.split(text)
+    start = lines[0]
+    if start.startswith("SIP/"):
+        return None
+    headers = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t"):
+            if headers:
+                name, value = headers[-1]
+                headers[-1] = (name, (value + " " + line.strip(" \t")).strip(" \t"))
+            continue
+        name, colon, value = line.partition(":")
+        name = name.rstrip(" \t")
+        if not colon or not _is_token(name):
+            continue
+        headers.append((CANONICAL.get(name.lower(), name), value.strip(" \t")))
+    return _partial_request(start, headers)
+
+
+def _framing_length(head):
+    """
+    The Content-Length of a head that did not parse, if it has exactly one
+    (a stream can then skip the broken message and go on); else C{None}.
+    """
+    values = set(int(v) for v in _RAW_LENGTH_RE.findall(head))
+    if len(values) == 1:
+        return values.pop()
+    return None
+
+
+def _int(value, what, maximum=None):
+    if value.isdigit() and len(value) < 10 and value.isascii():
+        number = int(value)
+        if maximum is None or number <= maximum:
+            return number
+    return parse_int(value, what, maximum)
+
+
+def _content_length(msg, index, dups):
+    value = index.get("Content-Length")
+    if value is None:
+        length = None
+    else:
+        if dups and "Content-Length" in dups:
+            _no_conflict("Content-Length", dups["Content-Length"])
+        length = _int(value, "Content-Length")
+    msg._cache["content-length"] = length
+    return length
+
+
+def _no_conflict(name, values):
+    # Identical repeats are tolerated, conflicting ones are not.
+    first = values[0].strip()
+    for value in values:
+        if value.strip() != first:
+            raise SIPParseError("More than one " + name + " header")
+
+
+def _check(msg, index, dups):
+    """
+    The checks every element needs before it can act on a message; fills
+    the message's cached views of the headers checked.
+    """
+    if dups:
+        for name, values in dups.items():
+            if name != "Via":
+                _no_conflict(name, values)
+    cache = msg._cache
+    call_id = index.get("Call-ID")
+    if call_id is None:
+        raise SIPParseError("Missing Call-ID header")
+    call_id = call_id.strip()
+    if not call_id:
+        raise SIPParseError("Empty Call-ID header")
+    cache["call-id"] = call_id
+    value = index.get("CSeq")
+    if value is None:
+        raise SIPParseError("Missing CSeq header")
+    cseq = cache["cseq"] = CSeq.parse(value)
+    # From and To: checked now, the objects built on first use.
+    value = index.get("From")
+    if value is None:
+        raise SIPParseError("Missing From header")
+    m = _match_name_addr(value)
+    if m is None:
+        cache["from"] = NameAddr.parse(value, "From")
+    else:
+        cache["from?"] = m
+    value = index.get("To")
+    if value is None:
+        raise SIPParseError("Missing To header")
+    m = _match_name_addr(value)
+    if m is None:
+        cache["to"] = NameAddr.parse(value, "To")
+    else:
+        cache["to?"] = m
+    value = index.get("Max-Forwards")
+    cache["max-forwards"] = (
+        None if value is None else _int(value, "Max-Forwards", 255))
+    value = index.get("Via")
+    if value is None:
         raise SIPParseError("Missing Via header")
-    if isinstance(msg, Request) and cseq[1] != msg.method:
+    if dups and "Via" in dups:
+        values = dups["Via"]
+    else:
+        values = (value,)
+    vias = []
+    for value in values:
+        if "," in value:
+            for item in split_list(value):
+                if not item:
+                    raise SIPParseError("Empty Via value")
+                vias.append(Via.parse(item))
+        else:
+            if not value:
+                raise SIPParseError("Empty Via value")
+            vias.append(Via.parse(value))
+    cache["via"] = vias
+    if cseq[1] != getattr(msg, "method", cseq[1]):
         raise SIPParseError("CSeq method does not match the request method")
 
 
 def _fail(error, msg):
-    if isinstance(msg, Request) and error.partial is None:
+    if error.partial is None and isinstance(msg, Request):
         error.partial = msg
     return error
 
@@ -175,30 +372,40 @@ def parse_message(data, max_size=MAX_MESSAGE_SIZE):
     Parse one datagram.  Content-Length may be absent (the body is the rest
     of the datagram); bytes beyond Content-Length are dropped; a
     Content-Length larger than the datagram is an error (RFC 3261 18.3).
+    CRLFs before the start line are skipped; LF line ends are accepted.
+
+    @raise SIPParseError: (or a subclass) with the C{status} to answer and,
+        for a request, C{partial}.
     """
+    if type(data) is not bytes:
+        data = bytes(data)
     if len(data) > max_size:
         raise MessageTooLarge("Message too large")
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")
-    split = _split_head(data)
-    if split is None:
+    found = _find_head(data)
+    if found is None:
         # No blank line: a message without a body whose final CRLF is missing.
-        head, offset = data.rstrip(b"\r\n"), len(data)
+        head = data.rstrip(b"\r\n")
+        offset = len(data)
     else:
-        head, offset = split
+        end, offset = found
+        head = data[:end]
     if not head:
         raise SIPParseError("Empty message")
     msg = _parse_head(head)
     try:
-        _check(msg)
-        length = msg.content_length
+        index, dups = _index(msg.headers)
+        length = _content_length(msg, index, dups)
+        _check(msg, index, dups)
     except SIPParseError as e:
         raise _fail(e, msg)
     if length is None:
         msg.body = data[offset:]
     else:
         if offset + length > len(data):
-            raise _fail(SIPParseError("Content-Length larger than the message"), msg)
+            raise _fail(
+                SIPParseError("Content-Length larger than the message"), msg)
         msg.body = data[offset:offset + length]
     return msg
 
@@ -207,61 +414,121 @@ class StreamParser:
     """
     Frames SIP messages out of a byte stream (RFC 3261 18.3: Content-Length
     is mandatory on a stream).  Feed it bytes as they arrive; it returns the
-    complete messages.  A framing error is fatal for the stream (the
-    transport answers it if it can and closes the connection); a parse
-    error in one message whose length is known only drops that message.
+    complete messages.  CRLFs between messages (keep-alives, RFC 5626
+    4.4.1) are skipped.
+
+    A message that is framed (its Content-Length is known) but malformed
+    only drops that message: it comes out as a L{SIPParseError} item (with
+    C{partial} for a request) and parsing goes on.
+
+    A framing error (no usable Content-Length, a message over C{max_size})
+    is fatal for the stream: the buffered bytes are dropped and the parser
+    is closed, since where the next message starts is unknown.  L{feed}
+    raises it; or, when complete messages came before it in the same
+    read, returns them with the error as the last item (so that they are
+    delivered and the error answered at once).  Every later L{feed} raises
+    a L{SIPParseError} without C{partial}: the transport closes the
+    connection.
+
+    @ivar error: the framing error once the stream has failed, else
+        C{None}.
     """
 
     def __init__(self, max_size=MAX_MESSAGE_SIZE):
-        self._buffer = b""
         self.max_size = max_size
+        self.error = None
+        self._buffer = b""
+        # (message or None, index, dups, error or None, body offset,
+        # length) of a message whose head is parsed and whose body has not
+        # all arrived.
+        self._pending = None
+        # bytes at the buffer's start already searched for the blank line.
+        self._scanned = 0
+
+    def _reset(self):
+        self._buffer = b""
+        self._pending = None
+        self._scanned = 0
 
     def feed(self, data):
         """
         Add bytes; return a list of items, each a message or a
-        L{SIPParseError} for a well-framed but malformed message.  Raises
-        L{SIPParseError} when the stream cannot be framed any more.
+        L{SIPParseError} (see the class docstring).  Raises L{SIPParseError}
+        when the stream cannot be framed any more.
         """
-        buf = self._buffer + data if self._buffer else data
+        if self.error is not None:
+            raise SIPParseError(
+                "Stream closed after a framing error: " + self.error.reason)
+        buf = self._buffer + data if self._buffer else bytes(data)
         out = []
-        while buf:
-            if buf[:1] in (b"\r", b"\n"):
-                # keep-alive CRLFs between messages (RFC 5626 4.4.1)
-                buf = buf.lstrip(b"\r\n")
+        pending = self._pending
+        scanned = self._scanned
+        pos = 0
+        n = len(buf)
+        max_size = self.max_size
+        while True:
+            if pending is None:
+                if pos < n and (buf[pos] == 13 or buf[pos] == 10):
+                    pos = _CRLFS_RE.match(buf, pos).end()
+                    scanned = pos
+                if pos >= n:
+                    break
+                found = _find_head(buf, max(pos, scanned - 2))
+                if found is None:
+                    if n - pos > max_size:
+                        return self._fatal(
+                            out, MessageTooLarge("Message head too large"))
+                    scanned = n
+                    break
+                end, offset = found
+                head = buf[pos:end]
+                msg = index = dups = error = None
+                try:
+                    msg = _parse_head(head)
+                    index, dups = _index(msg.headers)
+                    length = _content_length(msg, index, dups)
+                except SIPParseError as e:
+                    if msg is not None:
+                        # The head parsed but its Content-Length is bad or
+                        # ambiguous: the stream cannot be framed.
+                        return self._fatal(out, _fail(e, msg))
+                    error = e
+                    length = _framing_length(head)
+                    if length is None:
+                        return self._fatal(out, e)
+                if length is None:
+                    return self._fatal(out, _fail(MissingContentLength(
+                        "Missing Content-Length on a stream"), msg))
+                if offset - pos + length > max_size:
+                    return self._fatal(
+                        out, _fail(MessageTooLarge("Message too large"), msg))
+                pending = (msg, index, dups, error, offset - pos, length)
+            msg, index, dups, error, offset, length = pending
+            start = pos + offset
+            end = start + length
+            if end > n:
+                break
+            pending = None
+            pos = scanned = end
+            if error is not None:
+                out.append(error)
                 continue
-            split = _split_head(buf)
-            if split is None:
-                if len(buf) > self.max_size:
-                    self._buffer = b""
-                    raise MessageTooLarge("Message head too large")
-                break
-            head, offset = split
+            msg.body = buf[start:end]
             try:
-                msg = _parse_head(head)
-            except SIPParseError as e:
-                # No usable Content-Length: the stream cannot be re-synced.
-                self._buffer = b""
-                raise e
-            try:
-                length = msg.content_length
-            except SIPParseError as e:
-                self._buffer = b""
-                raise _fail(e, msg)
-            if length is None:
-                self._buffer = b""
-                raise _fail(SIPParseError("Missing Content-Length on a stream"), msg)
-            if offset + length > self.max_size:
-                self._buffer = b""
-                raise _fail(MessageTooLarge("Message too large"), msg)
-            if len(buf) < offset + length:
-                break
-            msg.body = buf[offset:offset + length]
-            buf = buf[offset + length:]
-            try:
-                _check(msg)
+                _check(msg, index, dups)
             except SIPParseError as e:
                 out.append(_fail(e, msg))
                 continue
             out.append(msg)
-        self._buffer = buf
+        self._buffer = buf[pos:] if pos else buf
+        self._pending = pending
+        self._scanned = scanned - pos
         return out
+
+    def _fatal(self, out, error):
+        self._reset()
+        self.error = error
+        if out:
+            out.append(error)
+            return out
+        raise error

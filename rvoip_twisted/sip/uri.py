@@ -16,8 +16,28 @@ from .errors import SIPParseError
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*\Z")
 _HOST_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.\-_]*[A-Za-z0-9.])?\Z|[A-Za-z0-9]\Z")
 _IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]\Z")
-_WS = frozenset(" \t\r\n")
+#: anything a URI may not hold unescaped: whitespace, controls, non-ASCII.
+_BAD_CHAR_RE = re.compile(r"[^!-~]")
 _ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PARAM_NAME_RE = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+\Z")
+_TEL_VISUAL_RE = re.compile(r"[\-.()]")
+
+# The common SIP URI, without escapes, passwords with colons, empty
+# parameter values or headers: everything it accepts the general parser
+# accepts too, with the same result.  Anything else takes the general path.
+_UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
+_PARAMCHAR = _UNRESERVED + r"\[\]/:&+$"
+#: groups: scheme, user, password, host, port, parameters (L{uri_from_fast}).
+SIP_FAST = (
+    r"(sips?):"
+    r"(?:([" + _UNRESERVED + r"&=+$,;?/]+)(?::([" + _UNRESERVED + r"&=+$,]*))?@)?"
+    r"([A-Za-z0-9](?:[A-Za-z0-9.\-_]*[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\])"
+    r"(?::([0-9]{1,5}))?"
+    r"((?:;[" + _PARAMCHAR + r"]+(?:=[" + _PARAMCHAR + r"]+)?)*)")
+_SIP_FAST_RE = re.compile(SIP_FAST + r"\Z")
+
+#: URI parameters that must match when present in either URI (19.1.4).
+_STRICT_PARAMS = ("transport", "user", "method", "ttl", "maddr")
 
 
 def unescape(value):
@@ -117,24 +137,62 @@ class URI:
         return "<URI {}>".format(self)
 
     def _key(self):
-        # RFC 3261 19.1.4, simplified: scheme, user and password compared
-        # unescaped and case-sensitively, host case-insensitively, ports and
-        # the transport/user/method/ttl/maddr parameters must match.
+        # What equal URIs share (used for hashing): scheme, user and
+        # password unescaped and case-sensitive, host case-insensitive, port.
         if self.opaque is not None:
             return (self.scheme, self.opaque)
-        params = tuple(sorted(
-            (k, (v or "").lower()) for k, v in self.params.items()
-            if k in ("transport", "user", "method", "ttl", "maddr")))
-        return (self.scheme, unescape(self.user), unescape(self.password),
-                (self.host or "").lower(), self.port, params)
+        user = unescape(self.user)
+        if self.scheme == "tel" and user:
+            user = _TEL_VISUAL_RE.sub("", user)
+        return (self.scheme, user, unescape(self.password),
+                (self.host or "").lower(), self.port)
 
     def __eq__(self, other):
+        """
+        URI comparison (RFC 3261 19.1.4): scheme, userinfo (unescaped,
+        case-sensitive), host (case-insensitive) and port must match; the
+        transport, user, method, ttl and maddr parameters must match when
+        either URI has them; other parameters only when both have them
+        (names and values case-insensitive, unescaped); headers must match
+        in any order.  Other schemes compare their text.
+        """
         if not isinstance(other, URI):
             return NotImplemented
-        return self._key() == other._key()
+        if self._key() != other._key():
+            return False
+        if self.opaque is not None:
+            return True
+        p1 = self.params
+        p2 = other.params
+        if p1 or p2:
+            for name in set(p1) | set(p2):
+                if name in p1 and name in p2:
+                    if _norm(p1[name]) != _norm(p2[name]):
+                        return False
+                elif name in _STRICT_PARAMS:
+                    return False
+        return _headers_key(self.headers) == _headers_key(other.headers)
+
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
 
     def __hash__(self):
         return hash(self._key())
+
+
+def _norm(value):
+    return None if value is None else unescape(value).lower()
+
+
+def _headers_key(headers):
+    if not headers:
+        return ()
+    items = []
+    for item in headers.split("&"):
+        name, _, value = item.partition("=")
+        items.append((unescape(name).lower(), unescape(value)))
+    return tuple(sorted(items))
 
 
 def _parse_uri_params(text, what):
@@ -147,6 +205,11 @@ def _parse_uri_params(text, what):
         name, eq, value = item.partition("=")
         if not name:
             raise SIPParseError("Empty parameter name in " + what)
+        if "%" in name:
+            # RFC 4475 esc01: "%6C%72" is the parameter "lr".
+            plain = unescape(name)
+            if _PARAM_NAME_RE.match(plain):
+                name = plain
         params[name.lower()] = value if eq else None
     return params
 
@@ -157,11 +220,14 @@ def parse_uri(text):
     unknown scheme is not an error here (RFC 4475 unkscm, novelsc, unksm2):
     the server answers 416 where it has to route on it.
     """
+    m = _SIP_FAST_RE.match(text)
+    if m is not None:
+        scheme, user, password, host, port, ptext = m.groups()
+        return uri_from_fast(scheme, user, password, host, port, ptext, text)
     if not text:
         raise SIPParseError("Empty URI")
-    for ch in text:
-        if ch in _WS:
-            raise SIPParseError("Whitespace in URI")
+    if _BAD_CHAR_RE.search(text):
+        raise SIPParseError("Whitespace or control character in URI")
     colon = text.find(":")
     if colon <= 0:
         raise SIPParseError("URI without a scheme")
@@ -173,6 +239,7 @@ def parse_uri(text):
     if scheme == "sip" or scheme == "sips":
         return _parse_sip(scheme, rest, text)
     if scheme == "tel":
+        _check_escapes(rest, "tel URI")
         number, _, ptext = rest.partition(";")
         if not number:
             raise SIPParseError("Empty tel URI")
@@ -183,7 +250,36 @@ def parse_uri(text):
     return URI(scheme, opaque=rest, _text=text)
 
 
+def uri_from_fast(scheme, user, password, host, port, ptext, text):
+    """The URI of a match of L{SIP_FAST}'s groups; C{text}: the URI text."""
+    if port is not None:
+        port = int(port)
+        if port > 65535:
+            raise SIPParseError("Bad port in URI")
+    params = {}
+    if ptext:
+        for item in ptext[1:].split(";"):
+            name, eq, value = item.partition("=")
+            params[name.lower()] = value if eq else None
+    uri = _new_uri(URI)
+    uri.scheme = scheme
+    uri.user = user
+    uri.password = password
+    uri.host = host
+    uri.port = port
+    uri.params = params
+    uri.headers = None
+    uri.opaque = None
+    uri._text = text
+    return uri
+
+
+_new_uri = object.__new__
+
+
 def _parse_sip(scheme, rest, text):
+    if "%" in rest:
+        _check_escapes(rest, "URI")
     user = password = None
     at = rest.find("@")
     if at >= 0:
@@ -194,12 +290,13 @@ def _parse_sip(scheme, rest, text):
             raise SIPParseError("Empty user part in URI")
         if colon:
             password = pw
-        _check_escapes(userinfo, "URI user part")
     headers = None
     q = rest.find("?")
     if q >= 0:
         headers = rest[q + 1:]
         rest = rest[:q]
+        if not headers:
+            raise SIPParseError("Empty headers in URI")
     params = {}
     sc = rest.find(";")
     if sc >= 0:
