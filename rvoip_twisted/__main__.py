@@ -142,8 +142,36 @@ def _fmt(value, fmt="%.1f"):
     return "-" if value is None else fmt % (value,)
 
 
+def _positional_last(argv):
+    """
+    Move the positional arguments of C{call} after its options, so that
+    C{call URI --duration 5} parses like C{call --duration 5 URI}
+    (Twisted's parser, like getopt, stops at the first positional one).
+    """
+    if not argv or argv[0] != "call":
+        return argv
+    takes_value = set()
+    for long, short, _, _ in CallOptions.optParameters:
+        takes_value.add("--" + long)
+        if short:
+            takes_value.add("-" + short)
+    options, positional = [], []
+    rest = iter(argv[1:])
+    for token in rest:
+        if token == "--":
+            positional.extend(rest)
+            break
+        if token.startswith("-") and token != "-":
+            options.append(token)
+            if token in takes_value:
+                options.append(next(rest, ""))
+        else:
+            positional.append(token)
+    return ["call"] + options + positional
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _positional_last(sys.argv[1:] if argv is None else argv)
     opts = Options()
     try:
         opts.parseOptions(argv)
