@@ -229,9 +229,9 @@ class SessionManager(service.Service):
                 return defer.fail(CallFailed(400, "Bad URI: %s" % (e.reason,)))
         call_id = new_call_id(self.transport.host)
         call = Call(self, call_id, incoming=False)
-        from_uri = "sip:%s@%s" % (from_user, self.transport.host)
+        from_uri = "sip:%s@%s" % (from_user, self.transport.uri_host)
         if credentials:
-            from_uri = "sip:%s@%s" % (credentials[0], uri.host or self.transport.host)
+            from_uri = "sip:%s@%s" % (credentials[0], uri.host or self.transport.uri_host)
         try:
             d = call._start_outgoing(uri, from_uri, dest, credentials, headers)
         except SIPError as e:

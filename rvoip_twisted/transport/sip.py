@@ -205,6 +205,14 @@ class SIPTransport:
                 return h
         return "127.0.0.1"
 
+    @property
+    def uri_host(self):
+        """L{host} as it stands in a URI or Via (IPv6 in brackets)."""
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = "[" + host + "]"
+        return host
+
     def port(self, transport="UDP"):
         ports = self._udp_ports if transport == "UDP" else self._tcp_ports
         for family in (socket.AF_INET, socket.AF_INET6):
@@ -217,17 +225,11 @@ class SIPTransport:
 
     def via(self, transport, branch):
         """A Via value for a request we send over C{transport}."""
-        host = self.host
-        if ":" in host and not host.startswith("["):
-            host = "[" + host + "]"
         return "SIP/2.0/%s %s:%d;branch=%s;rport" % (
-            transport, host, self.port(transport), branch)
+            transport, self.uri_host, self.port(transport), branch)
 
     def contact_uri(self, user=None, transport="UDP"):
-        host = self.host
-        if ":" in host and not host.startswith("["):
-            host = "[" + host + "]"
-        text = "sip:%s%s:%d" % (user + "@" if user else "", host, self.port(transport))
+        text = "sip:%s%s:%d" % (user + "@" if user else "", self.uri_host, self.port(transport))
         if transport == "TCP":
             text += ";transport=tcp"
         return text
