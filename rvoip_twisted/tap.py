@@ -23,14 +23,32 @@ class Options(usage.Options):
         ["rtcp-interval", None, "5", "Seconds between RTCP reports."],
         ["t1", None, "0.5", "SIP timer T1 in seconds."],
         ["log-level", None, "info", "debug logs one line per SIP message."],
+        ["users", None, None,
+         "Users file (user:password or user:HA1=hex a line): digest authentication "
+         "(401 on REGISTER, 407 on INVITE); turns the registrar on."],
+        ["registrar-db", None, None,
+         "SQLite file keeping the registrar's bindings across restarts; turns the "
+         "registrar on (without it bindings live in memory)."],
+        ["realm", None, "rvoip", "Digest realm, and the registrar's domain."],
+        ["min-expires", None, "60", "Registrar: shortest registration accepted (else 423)."],
+        ["max-expires", None, "3600", "Registrar: longest registration granted."],
+        ["unrouted", None, "app",
+         "Registrar: a call to a user neither registered nor in --users goes to "
+         "'app' (--app) or gets '404'."],
+        ["ring-timeout", None, "60", "Registrar: seconds to ring a user's contacts (then 480)."],
+        ["register-expires", None, "3600", "Expiry asked for by --register."],
     ]
     optFlags = [
         ["no-symmetric-rtp", None, "Send RTP to the SDP address, not where RTP comes from."],
+        ["registrar", None,
+         "Be a registrar and PBX: REGISTER accepted, calls to registered users bridged "
+         "to their contacts (implied by --users and --registrar-db)."],
     ]
 
     def __init__(self):
         usage.Options.__init__(self)
         self["listen"] = []
+        self["register"] = []
 
     def opt_listen(self, endpoint):
         """Listen on ENDPOINT: udp:PORT[:interface=ADDR] or tcp:PORT[...]
@@ -40,6 +58,15 @@ class Options(usage.Options):
         self["listen"].append(endpoint)
 
     opt_l = opt_listen
+
+    def opt_register(self, spec):
+        """Register with a registrar as sip:user:password@host[:port][;transport=tcp]
+        (repeatable); calls to that address then reach --app."""
+        from .service.registration import parse_register_spec
+        try:
+            self["register"].append(parse_register_spec(spec))
+        except ValueError as e:
+            raise usage.UsageError("bad --register: %s" % (e,))
 
     def postOptions(self):
         if not self["listen"]:
@@ -64,8 +91,41 @@ class Options(usage.Options):
             raise usage.UsageError("--t1 must be within 0.05-10 s")
         if self["log-level"] not in ("debug", "info", "warn", "error"):
             raise usage.UsageError("--log-level is debug, info, warn or error")
+        self._registrar_options()
         from twisted.internet import reactor
         self["handler"] = make_app(self["app"], reactor)
+
+
+    def _registrar_options(self):
+        for name in ("min-expires", "max-expires", "register-expires"):
+            try:
+                self[name] = int(self[name])
+            except ValueError:
+                raise usage.UsageError("--%s takes a whole number of seconds" % (name,))
+            if self[name] < 1:
+                raise usage.UsageError("--%s must be at least 1" % (name,))
+        if self["min-expires"] > self["max-expires"]:
+            raise usage.UsageError("--min-expires cannot exceed --max-expires")
+        try:
+            self["ring-timeout"] = float(self["ring-timeout"])
+        except ValueError:
+            raise usage.UsageError("--ring-timeout takes a number of seconds")
+        if self["ring-timeout"] <= 0:
+            raise usage.UsageError("--ring-timeout must be positive")
+        if self["unrouted"] not in ("app", "404"):
+            raise usage.UsageError("--unrouted is app or 404")
+        if not self["realm"] or '"' in self["realm"] or "\\" in self["realm"]:
+            raise usage.UsageError("--realm must be a plain non-empty name")
+        self["user-table"] = None
+        if self["users"]:
+            from .sip.auth import load_users
+            try:
+                self["user-table"] = load_users(self["users"])
+            except (OSError, ValueError) as e:
+                raise usage.UsageError("--users: %s" % (e,))
+            if not self["user-table"]:
+                raise usage.UsageError("--users: %s lists no user" % (self["users"],))
+        self["registrar"] = bool(self["registrar"] or self["users"] or self["registrar-db"])
 
 
 def build_handler(options):
@@ -82,7 +142,7 @@ def makeService(options, reactor=None):
     from .service.server import SIPServer
     set_level(options["log-level"])
     t1 = options["t1"]
-    return SIPServer(
+    server = SIPServer(
         reactor=reactor,
         listen=options["listen"],
         handler=build_handler(options),
@@ -92,3 +152,40 @@ def makeService(options, reactor=None):
         rtcp_interval=options["rtcp-interval"],
         symmetric_rtp=not options["no-symmetric-rtp"],
     )
+    add_registration_services(server, options)
+    return server
+
+
+def add_registration_services(server, options):
+    """
+    The registrar and PBX routing (C{--registrar}, C{--users},
+    C{--registrar-db}) and the outbound registrations (C{--register}).
+    """
+    registrar = None
+    if options.get("registrar"):
+        from .apps.pbx import PBXApp
+        from .registrar.registrar import RegistrarPolicy
+        from .registrar.store import MemoryLocationStore, SQLiteLocationStore
+        from .service.registrar import Registrar
+        if options.get("registrar-db"):
+            store = SQLiteLocationStore(options["registrar-db"], server.reactor)
+        else:
+            store = MemoryLocationStore()
+        registrar = Registrar(
+            server.reactor, store, users=options.get("user-table"), realm=options["realm"],
+            policy=RegistrarPolicy(min_expires=options["min-expires"],
+                                   max_expires=options["max-expires"]))
+        registrar.install(server)
+        fallback = server.handler if options["unrouted"] == "app" else None
+        server.handler = PBXApp(server, registrar, fallback=fallback,
+                                ring_timeout=options["ring-timeout"],
+                                max_duration=options["max-duration"] or None)
+    if options.get("register"):
+        from .service.registration import RegistrationClient
+        for aor, password, registrar_uri in options["register"]:
+            client = RegistrationClient(server, aor, password, registrar_uri,
+                                        expires=options["register-expires"])
+            client.setServiceParent(server)
+            if registrar is not None:
+                registrar.trusted.append(client.is_incoming)
+    return registrar

@@ -241,3 +241,26 @@ class TCPTests(SynchronousTestCase):
             b"Content-Length: 0\r\n", b""))
         self.assertTrue(tr.value().startswith(b"SIP/2.0 400 "))
         self.assertTrue(tr.disconnecting)
+
+
+class DebugLoggingTests(SynchronousTestCase):
+    def test_one_line_per_message_at_debug(self):
+        """With --log-level debug each message received and sent is one debug event; none otherwise."""
+        from twisted.logger import LogLevel, globalLogPublisher
+
+        from rvoip_twisted.logs import set_level
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        self.addCleanup(set_level, "info")
+        layer, proto, receiver = make_layer()
+        set_level("info")
+        proto.datagramReceived(invite(), ("10.0.0.9", 40000))
+        self.assertEqual([e for e in events if e["log_level"] == LogLevel.debug], [])
+        set_level("debug")
+        proto.datagramReceived(invite(), ("10.0.0.9", 40000))
+        layer.send(b"SIP/2.0 200 OK\r\n\r\n", Destination("UDP", "10.0.0.9", 40000))
+        debug = [e for e in events if e["log_level"] == LogLevel.debug]
+        self.assertEqual(len(debug), 2)
+        self.assertIn("recv", debug[0]["log_format"])
+        self.assertEqual(debug[1]["line"], b"SIP/2.0 200 OK")

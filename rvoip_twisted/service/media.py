@@ -173,6 +173,12 @@ class MediaSession:
         self._started = False
         self._stopped = False
         self._clock_handle = None
+        # relay (see relay()): the other session, and the SSRC and offsets
+        # mapping the received stream onto ours
+        self._relay = None
+        self._relay_ssrc = None
+        self._relay_seq_off = 0
+        self._relay_ts_off = 0
 
     # -- SDP -------------------------------------------------------------------
 
@@ -262,7 +268,8 @@ class MediaSession:
         if self._started or self._stopped:
             return
         self._started = True
-        self._clock_handle = self.manager.clock.add(self._on_tick)
+        if self._relay is None:
+            self._clock_handle = self.manager.clock.add(self._on_tick)
 
     def stop(self):
         """
@@ -274,6 +281,9 @@ class MediaSession:
         if self._clock_handle is not None:
             self.manager.clock.remove(self._clock_handle)
             self._clock_handle = None
+        other, self._relay = self._relay, None
+        if other is not None:
+            other._unlink()
         if self._started:
             report = self._report(self._seconds())
             bye = Bye([self.ssrc], b"")
@@ -316,6 +326,100 @@ class MediaSession:
         self._echo = True
         self._source = None
         self._playout = True
+
+    def relay(self, other):
+        """
+        Bridge this session with C{other}, another L{MediaSession}, both
+        ways (a B2BUA's media path): every RTP packet received on one is
+        sent out of the other at once, with the sending side's SSRC,
+        payload type and sequence/timestamp bases (each leg sees one
+        source, the B2BUA; sequence and timestamp gaps pass through, so
+        loss and silence suppression stay visible).  The payload passes
+        untouched when both legs use the same codec, and is transcoded
+        through linear PCM when they do not (PCMU <-> PCMA).  RFC 4733
+        events pass as events when both legs negotiated telephone-event
+        (and are still reported to C{on_dtmf}).
+
+        While relaying, neither session is on the media clock: no source,
+        echo, recording or silence of its own.  RTCP goes on per leg.
+        C{relay(None)} ends the bridge; so does L{stop} on either side
+        (the other one goes back to sending silence).
+        """
+        previous = self._relay
+        if previous is other:
+            return
+        if previous is not None:
+            self._unlink()
+            previous._unlink()
+        if other is None:
+            return
+        if other is self:
+            raise ValueError("a session cannot relay to itself")
+        if other._stopped or self._stopped:
+            raise ValueError("cannot relay a stopped session")
+        if other._relay is not None:
+            other.relay(None)
+        self._link(other)
+        other._link(self)
+
+    @property
+    def relaying(self):
+        """The session this one relays to, or C{None}."""
+        return self._relay
+
+    def _link(self, other):
+        self._relay = other
+        self._relay_ssrc = None
+        self._source = None
+        self._echo = False
+        self._playout = False
+        self._jitter.reset()
+        self._fifo.clear()
+        self._dtmf_queue.clear()
+        self._dtmf_event = None
+        if self._clock_handle is not None:
+            self.manager.clock.remove(self._clock_handle)
+            self._clock_handle = None
+
+    def _unlink(self):
+        self._relay = None
+        self._marker = True
+        if self._started and not self._stopped and self._clock_handle is None:
+            self._clock_handle = self.manager.clock.add(self._on_tick)
+
+    def _relay_out(self, marker, seq, ts, ssrc, payload, codec):
+        """Send a packet the other leg received (C{codec} None: an RFC 4733 event)."""
+        send = self._send
+        if send is None or not self._sending or self._stopped:
+            return
+        if codec is None:
+            pt = self._dtmf_send_pt
+            if pt is None:
+                return
+        else:
+            mine = self._codec
+            if mine is None:
+                return
+            pt = self._pt
+            if codec is not mine:
+                payload = mine.encode(codec.decode(payload))
+        if ssrc != self._relay_ssrc:
+            # A new source: map its numbering onto where ours stands.
+            self._relay_ssrc = ssrc
+            self._relay_seq_off = (self._seq - seq) & 0xFFFF
+            self._relay_ts_off = (self._ts - ts) & 0xFFFFFFFF
+            marker = 0x80
+        seq = (seq + self._relay_seq_off) & 0xFFFF
+        ts = (ts + self._relay_ts_off) & 0xFFFFFFFF
+        try:
+            send(_pack_header(0x80, pt | marker, seq, ts, self.ssrc) + payload)
+        except OSError:
+            self.send_errors += 1
+        self._seq = (seq + 1) & 0xFFFF
+        self._ts = ts
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        self._sent_since_report = True
 
     def send_dtmf(self, digits, duration_ms=100):
         """
@@ -572,6 +676,11 @@ class MediaSession:
             self._dtmf_rx = DtmfReceiver(self._dtmf_rx.clock_rate)
         stats.update(ssrc, seq, ts, now)
         self.packets_received += 1
+        relay = self._relay
+        if relay is not None:
+            relay._relay_out(second & 0x80, seq, ts, ssrc, payload, codec)
+            if codec is not None:
+                return
         if codec is None:
             try:
                 events = self._dtmf_rx.receive(ts, payload)

@@ -148,6 +148,10 @@ class SIPServer(service.MultiService):
         self.sessions.setServiceParent(self)
         self.transactions.tu = self.sessions
         self.transport.receiver = self.transactions
+        #: the L{Registrar} once one is installed (see L{Registrar.install})
+        self.registrar = None
+        self._layers = [self.media, self.transactions, self.dialogs, self.sessions]
+        self._layers.extend(self.listeners)
 
     def _first_interface(self):
         for listener in self.listeners:
@@ -179,6 +183,16 @@ class SIPServer(service.MultiService):
         """
         if not self.running:
             return
+        # Services added to the server (registrar, outbound registrations)
+        # stop first, newest first, while every layer still works: an
+        # unregistering REGISTER still gets its answer.
+        extras = [s for s in self if s not in self._layers]
+        for extra in reversed(extras):
+            if extra.running:
+                try:
+                    yield defer.maybeDeferred(extra.stopService)
+                except Exception:
+                    self._log.failure("stopping {service!r}", service=extra)
         yield defer.maybeDeferred(self.sessions.stopService)
         yield defer.maybeDeferred(self.dialogs.stopService)
         yield defer.maybeDeferred(self.transactions.stopService)

@@ -396,12 +396,7 @@ class NameAddr:
         whitespace around): a match object for L{from_match}, or C{None}
         when L{parse} must look at C{text}.
         """
-        m = _NAME_ADDR_SIP_RE.match(text)
-        if m is not None:
-            port = m.group(8)
-            if port is not None and len(port) == 5 and port > "65535":
-                return None
-        return m
+        return _NAME_ADDR_SIP_RE.match(text)
 
     @classmethod
     def from_match(cls, m):

@@ -20,8 +20,8 @@ from .errors import (
     MessageTooLarge, MissingContentLength, SIPParseError, VersionNotSupported,
 )
 from .headers import (
-    CANONICAL, CANONICAL_FAST, METHODS, SINGLE_HEADERS, TOKEN_RE, CSeq,
-    NameAddr, Via, parse_int, split_list,
+    _NAME_ADDR_SIP_RE, CANONICAL, CANONICAL_FAST, METHODS, SINGLE_HEADERS,
+    TOKEN_RE, CSeq, NameAddr, Via, parse_int, split_list,
 )
 from .message import ENCODING, ERRORS, Message, Request, Response
 from .uri import parse_uri
@@ -73,19 +73,6 @@ def _header_name(name):
             raise SIPParseError("Bad header name")
         key = raw
     return key
-
-
-def _read_headers(lines):
-    """The C{(name, value)} list of the unfolded header lines C{lines[1:]}."""
-    cget = CANONICAL_FAST.get
-    headers = []
-    append = headers.append
-    for i in range(1, len(lines)):
-        name, colon, value = lines[i].partition(":")
-        if not colon:
-            raise SIPParseError("Header line without a colon")
-        append((cget(name) or _header_name(name), value.strip(" \t")))
-    return headers
 
 
 def _index(headers):
@@ -150,7 +137,15 @@ def _parse_head(head):
             lines = text.split("\n")
         if "\n " in text or "\n\t" in text:
             lines = _unfold(lines)
-        headers = _read_headers(lines)
+        # The header lines: (canonical name, value) pairs.
+        cget = CANONICAL_FAST.get
+        headers = []
+        append = headers.append
+        for i in range(1, len(lines)):
+            name, colon, value = lines[i].partition(":")
+            if not colon:
+                raise SIPParseError("Header line without a colon")
+            append((cget(name) or _header_name(name), value.strip(" \t")))
     except SIPParseError as e:
         e.partial = _partial(text)
         raise
@@ -209,7 +204,8 @@ def _parse_request_line(start, headers):
 
 
 _new_message = object.__new__
-_match_name_addr = NameAddr.match
+# NameAddr.match without the call: the common From/To form, or None.
+_match_name_addr = _NAME_ADDR_SIP_RE.match
 
 
 def _partial_request(start, headers):
@@ -395,8 +391,21 @@ def parse_message(data, max_size=MAX_MESSAGE_SIZE):
         raise SIPParseError("Empty message")
     msg = _parse_head(head)
     try:
-        index, dups = _index(msg.headers)
-        length = _content_length(msg, index, dups)
+        headers = msg.headers
+        index = dict(headers)
+        if len(index) == len(headers):
+            dups = None
+            value = index.get("Content-Length")
+            if value is None:
+                length = None
+            elif value.isdigit() and len(value) < 10 and value.isascii():
+                length = int(value)
+            else:
+                length = parse_int(value, "Content-Length")
+            msg._cache["content-length"] = length
+        else:
+            index, dups = _index(headers)
+            length = _content_length(msg, index, dups)
         _check(msg, index, dups)
     except SIPParseError as e:
         raise _fail(e, msg)

@@ -27,12 +27,13 @@ _TEL_VISUAL_RE = re.compile(r"[\-.()]")
 # accepts too, with the same result.  Anything else takes the general path.
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
 _PARAMCHAR = _UNRESERVED + r"\[\]/:&+$"
-#: groups: scheme, user, password, host, port, parameters (L{uri_from_fast}).
+#: groups: scheme, user, password, host, port (0-65535), parameters
+#: (L{uri_from_fast}).
 SIP_FAST = (
     r"(sips?):"
     r"(?:([" + _UNRESERVED + r"&=+$,;?/]+)(?::([" + _UNRESERVED + r"&=+$,]*))?@)?"
     r"([A-Za-z0-9](?:[A-Za-z0-9.\-_]*[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\])"
-    r"(?::([0-9]{1,5}))?"
+    r"(?::([0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
     r"((?:;[" + _PARAMCHAR + r"]+(?:=[" + _PARAMCHAR + r"]+)?)*)")
 _SIP_FAST_RE = re.compile(SIP_FAST + r"\Z")
 

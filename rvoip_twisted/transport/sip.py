@@ -15,6 +15,7 @@ from twisted.internet import protocol
 from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 
+from ..logs import LEVEL
 from ..sip.address import Destination
 from ..sip.errors import SIPParseError
 from ..sip.message import Request
@@ -250,6 +251,9 @@ class SIPTransport:
     def message_received(self, msg, source):
         self.received_count += 1
         msg.source = source
+        if LEVEL.debug:
+            self._log.debug("recv {what} {call_id} from {source}", what=msg,
+                            call_id=msg.get("Call-ID"), source=source)
         if isinstance(msg, Request):
             try:
                 self._stamp_via(msg, source)
@@ -378,6 +382,8 @@ class SIPTransport:
 
     def send(self, data, dest):
         """Send bytes to a L{Destination}; failures reach C{receiver.transport_error}."""
+        if LEVEL.debug:
+            self._log.debug("send {line} to {dest}", line=data[:data.find(b"\r\n")], dest=dest)
         host = dest.host
         if not is_ip(host):
             self._resolve_and_send(data, dest)
