@@ -258,6 +258,23 @@ class UASTests(SynchronousTestCase):
         h.inject(invite(body=b"", method="SUBSCRIBE", branch="z9hG4bK8"))
         self.assertEqual(h.statuses(), [501, 405])
 
+    def test_unknown_uri_scheme_416(self):
+        """A Request-URI with a scheme we cannot serve gets 416 (RFC 4475 unkscm)."""
+        h = Harness()
+        h.inject(invite(body=b"", method="OPTIONS").replace(
+            b"OPTIONS sip:svc@127.0.0.1:5060 SIP/2.0",
+            b"OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0"))
+        self.assertEqual(h.statuses(), [416])
+
+    def test_unsupported_body_415(self):
+        """An INVITE whose body is not SDP gets 415."""
+        h = Harness()
+        h.inject(invite().replace(b"application/sdp", b"application/unknownformat"))
+        r = h.sent()[0]
+        self.assertEqual(r.status, 415)
+        self.assertEqual(r.get("Accept"), "application/sdp")
+        self.assertEqual(h.app.calls, [])
+
     def test_no_common_codec(self):
         """An offer with no acceptable codec gets 488."""
         h = Harness()

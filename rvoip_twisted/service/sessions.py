@@ -157,7 +157,9 @@ class SessionManager(service.Service):
                 call.media.stop()
             if call.dialog is not None:
                 self.dialogs.remove(call.dialog.id)
-            txn.respond(request.response(e.status, e.reason, to_tag=call.local_tag))
+            extra = [("Accept", "application/sdp")] if e.status == 415 else []
+            txn.respond(request.response(e.status, e.reason, to_tag=call.local_tag,
+                                         headers=extra))
             return
         except Exception as e:
             status = getattr(e, "status", None)
