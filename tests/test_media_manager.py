@@ -25,6 +25,7 @@ from rvoip_twisted.rtp.dtmf import dtmf_packets, parse_event
 from rvoip_twisted.rtp.packet import RtpPacket, pack
 from rvoip_twisted.sdp import SdpNegotiationError, SdpParseError, parse
 from rvoip_twisted.service.clock import MediaClock
+from rvoip_twisted.service import media
 from rvoip_twisted.service.media import MediaManager, PortsExhausted, estimate_mos
 from rvoip_twisted.transport import rtp as rtp_transport
 
@@ -204,18 +205,53 @@ class PortAllocationTests(ManagerTestCase):
 
     def test_released_on_stop(self):
         """
-        Stopping a session closes both ports and returns them to the pool;
-        they are reused only after the others.
+        Stopping a session releases its pair to the pool of open, idle
+        sockets (no close, no bind per call); a new session takes a pooled
+        pair only once it has rested RECYCLE_AFTER seconds, and stopService
+        closes everything.
         """
-        manager = self.manager(port_range=(20000, 20004))
+        manager = self.manager(port_range=(20000, 20006))
+        manager.startService()
         session = manager.new_session("a")
+        self.assertEqual(session.local_port, 20000)
         session.stop()
         session.stop()  # idempotent
+        self.assertEqual(manager.ports_in_use(), 0)
+        self.assertEqual(manager.ports_pooled(), 2)
+        self.assertIn(20000, self.reactor.ports)       # still open, idle
+        self.assertNotIn("a", manager.sessions)
+        self.assertEqual(manager.new_session("b").local_port, 20002)  # too fresh to reuse
+        self.reactor.advance(media.RECYCLE_AFTER)
+        bound = len(self.reactor.ports)
+        self.assertEqual(manager.new_session("c").local_port, 20000)
+        self.assertEqual(len(self.reactor.ports), bound)  # reused, nothing bound
+        self.assertEqual(manager.ports_pooled(), 0)
+        manager.stopService()
         self.assertEqual(self.reactor.ports, {})
         self.assertEqual(manager.ports_in_use(), 0)
-        self.assertNotIn("a", manager.sessions)
-        self.assertEqual(manager.new_session("b").local_port, 20002)
-        self.assertEqual(manager.new_session("c").local_port, 20000)
+
+    def test_pool_used_when_range_exhausted(self):
+        """
+        With no port left to bind, a pooled pair is reused even if fresh,
+        rather than failing the call.
+        """
+        manager = self.manager(port_range=(20000, 20003))
+        manager.startService()
+        manager.new_session("a")
+        manager.new_session("b").stop()
+        self.assertEqual(manager.new_session("c").local_port, 20002)
+
+    def test_stale_packets_dropped_while_pooled(self):
+        """
+        A datagram reaching an idle pooled socket goes nowhere.
+        """
+        manager = self.manager(port_range=(20000, 20006))
+        manager.startService()
+        session = manager.new_session("a")
+        rtp = session._rtp
+        session.stop()
+        rtp.protocol.datagramReceived(b"\x80" * 20, ("192.0.2.1", 4000))
+        self.assertEqual(session.packets_received, 0)
 
     def test_asynchronous_close(self):
         """

@@ -112,7 +112,7 @@ class Harness:
         self.config = TimerConfig()
         self.transport = SIPTransport(self.clock, public_host="127.0.0.1")
         self.proto = SIPDatagramProtocol(self.transport)
-        self.proto.transport = FakeUDPTransport("127.0.0.1", 5060)
+        self.proto.transport = self.proto.socket = FakeUDPTransport("127.0.0.1", 5060)
         self.transport._udp_started(self.proto)
         self.transactions = TransactionManager(self.clock, self.transport, config=self.config)
         self.dialogs = DialogManager(self.clock, self.transport, self.config)

@@ -23,6 +23,11 @@ class FakeUDPTransport:
     def write(self, data, addr):
         self.written.append((data, addr))
 
+    sendto = write
+
+    def getHandle(self):
+        return self
+
     def getHost(self):
         return self._host
 
@@ -52,7 +57,7 @@ def make_layer():
     receiver = Receiver()
     layer = SIPTransport(Clock(), receiver=receiver)
     proto = SIPDatagramProtocol(layer)
-    proto.transport = FakeUDPTransport()
+    proto.transport = proto.socket = FakeUDPTransport()
     layer._udp_started(proto)
     return layer, proto, receiver
 

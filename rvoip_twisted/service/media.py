@@ -49,6 +49,10 @@ _unpack_seq_ts_ssrc = struct.Struct("!HII").unpack_from
 #: Frames sent at once at most after a reactor stall; the RTP timestamp
 #: still advances over the frames beyond this (the receiver conceals them).
 MAX_BURST = 10
+#: A released port pair is handed to a new session only after this many
+#: seconds, so late packets of the old call cannot be taken for the new one
+#: (symmetric RTP latches on the first source it hears).
+RECYCLE_AFTER = 2.0
 #: Pause between two digits of L{MediaSession.send_dtmf}, in ms.
 DTMF_GAP_MS = 60
 
@@ -297,7 +301,7 @@ class MediaSession:
             self._close_sink(sink)
         self._source = None
         self._playout = False
-        self.manager._session_stopped(self, [self._rtp.close(), self._rtcp.close()])
+        self.manager._session_stopped(self, self._rtp, self._rtcp)
 
     def play(self, source):
         """
@@ -851,6 +855,8 @@ class MediaManager(Service):
             self._free.pop()
         self._in_use = set()
         self._closing = set()
+        #: idle open port pairs, oldest first: (released_at, port, rtp, rtcp)
+        self._pool = collections.deque()
         self.sessions = {}
         self.clock = MediaClock(reactor, tick=tick, period=ptime / 1000.0)
         self._rtcp_loop = None
@@ -876,6 +882,9 @@ class MediaManager(Service):
         Service.stopService(self)
         for session in list(self.sessions.values()):
             session.stop()
+        while self._pool:
+            _, port, rtp, rtcp = self._pool.popleft()
+            self._release_later(port, [rtp.close(), rtcp.close()])
         self.clock.stop()
         if self._rtcp_loop is not None and self._rtcp_loop.running:
             self._rtcp_loop.stop()
@@ -910,10 +919,17 @@ class MediaManager(Service):
         return session
 
     def ports_in_use(self):
-        """The number of UDP ports held (two per session, until closed)."""
+        """The number of UDP ports held by sessions (two per session, until closed)."""
         return 2 * len(self._in_use)
 
+    def ports_pooled(self):
+        """The number of idle UDP ports kept open for reuse."""
+        return 2 * len(self._pool)
+
     def _allocate(self):
+        pool = self._pool
+        if pool and self.reactor.seconds() - pool[0][0] >= RECYCLE_AFTER:
+            return self._from_pool()
         free = self._free
         for _ in range(len(free)):
             port = free.popleft()
@@ -929,12 +945,29 @@ class MediaManager(Service):
                 continue
             self._in_use.add(port)
             return port, rtp, rtcp
+        if pool:
+            return self._from_pool()
         raise PortsExhausted("no free RTP port in %d-%d" % self.port_range)
 
-    def _session_stopped(self, session, closing):
+    def _from_pool(self):
+        _, port, rtp, rtcp = self._pool.popleft()
+        self._in_use.add(port)
+        return port, rtp, rtcp
+
+    def _session_stopped(self, session, rtp, rtcp):
+        """
+        Keep a stopped session's port pair open for a later session (no
+        bind, no close per call), unless the service is stopping or the
+        sockets cannot be made to receive from anyone again.
+        """
         if self.sessions.get(session.call_id) is session:
             del self.sessions[session.call_id]
-        self._release_later(session.local_port, closing)
+        port = session.local_port
+        if self.running and rtp.recycle() and rtcp.recycle():
+            self._in_use.discard(port)
+            self._pool.append((self.reactor.seconds(), port, rtp, rtcp))
+        else:
+            self._release_later(port, [rtp.close(), rtcp.close()])
 
     def _release_later(self, port, closing):
         pending = [d for d in closing if d is not None]

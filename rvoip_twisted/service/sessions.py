@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from ..call import Call, CallFailed
+from ..logs import LEVEL
 from ..sip.dialog import new_call_id
 from ..sip.errors import SIPError, SIPParseError
 from ..sip.headers import split_list
@@ -172,8 +173,9 @@ class SessionManager(service.Service):
             txn.respond(request.response(status, to_tag=call.local_tag))
             return
         self.calls[call_id] = call
-        self._log.info("call {call_id} from {caller}", call_id=call_id,
-                       caller=call.remote_uri)
+        if LEVEL.debug:
+            self._log.debug("call {call_id} from {caller}", call_id=call_id,
+                            caller=call.remote_uri)
         handler = self.handler
         if handler is None:
             call.reject(480, "No application")
@@ -253,7 +255,8 @@ class SessionManager(service.Service):
     # ------------------------------------------------------------ logging
 
     def _log_call_answered(self, call):
-        self._log.info("call {call_id} answered", call_id=call.call_id)
+        if LEVEL.debug:
+            self._log.debug("call {call_id} answered", call_id=call.call_id)
 
     def _log_dtmf(self, call, digit, duration_ms):
         self._log.info("dtmf digit={digit} duration={duration} call={call_id}",
@@ -264,10 +267,11 @@ class SessionManager(service.Service):
         self.completed_calls += 1
         q = call.quality()
         self._log.info(
-            "call ended call={call_id} reason={reason} duration={duration:.1f}s "
+            "call ended call={call_id} remote={remote} reason={reason} duration={duration:.1f}s "
             "codec={codec} sent={sent} received={received} lost={lost} loss={loss}% "
             "jitter={jitter}ms rtt={rtt}ms mos={mos}",
-            call_id=call.call_id, reason=call.end_reason, duration=call.duration,
+            call_id=call.call_id, remote=call.remote_uri, reason=call.end_reason,
+            duration=call.duration,
             codec=q.get("codec") or "-", sent=q.get("packets_sent", 0),
             received=q.get("packets_received", 0), lost=q.get("packets_lost", 0),
             loss=_log_value(q.get("loss_pct")), jitter=_log_value(q.get("jitter_ms")),

@@ -156,6 +156,21 @@ class RtpEndpoint:
         except (OSError, ValueError, TypeError):
             self.send_errors += 1
 
+    def recycle(self):
+        """
+        Make the endpoint idle for reuse by another session: received
+        datagrams are dropped, the socket receives from anyone again.
+
+        @return: whether it worked (if not, close it instead).
+        """
+        if self.closed:
+            return False
+        self.protocol.receiver = _drop
+        if not self.disconnect():
+            return False
+        self.send_errors = 0
+        return True
+
     def close(self):
         """
         Stop listening.
@@ -179,3 +194,7 @@ def listen_rtp(reactor, port, interface, receiver):
     protocol = RtpProtocol(receiver)
     listening = reactor.listenUDP(port, protocol, interface=interface)
     return RtpEndpoint(listening, protocol)
+
+
+def _drop(data, addr):
+    """The receiver of an idle endpoint."""

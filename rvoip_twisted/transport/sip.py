@@ -48,14 +48,19 @@ class SIPDatagramProtocol(protocol.DatagramProtocol):
     def __init__(self, layer):
         self.layer = layer
 
+    socket = None
+
     def startProtocol(self):
-        try:
-            self.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-        except (OSError, AttributeError):
-            self._log.warn("could not enlarge the SIP UDP receive buffer")
+        self.socket = self.transport.getHandle()
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                self.socket.setsockopt(socket.SOL_SOCKET, option, RCVBUF)
+            except (OSError, AttributeError):
+                self._log.warn("could not enlarge the SIP UDP socket buffers")
         self.layer._udp_started(self)
 
     def stopProtocol(self):
+        self.socket = None
         self.layer._udp_stopped(self)
 
     def datagramReceived(self, data, addr):
@@ -162,6 +167,7 @@ class SIPTransport:
         self._resolved = {}
         self.received_count = 0
         self.bad_count = 0
+        self.dropped_count = 0
 
     # -- factories for the listening services
 
@@ -390,11 +396,15 @@ class SIPTransport:
             return
         if dest.transport == "UDP":
             proto = self._udp.get(_family(host))
-            if proto is None or proto.transport is None:
+            if proto is None or proto.socket is None:
                 self._error(dest, "no UDP socket for this address family")
                 return
             try:
-                proto.transport.write(data, (host, dest.port))
+                # The socket directly: Twisted's Port.write re-validates the
+                # address on every datagram, a cost on the per-message path.
+                proto.socket.sendto(data, (host, dest.port))
+            except BlockingIOError:
+                self.dropped_count += 1      # a full buffer: retransmission covers it
             except OSError as e:
                 self._error(dest, str(e))
         else:
