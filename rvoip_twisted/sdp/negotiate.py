@@ -27,7 +27,7 @@ C{payload_type}, C{channels} and C{fmtp} (L{CodecSpec}, or
 L{rvoip_twisted.media.codecs.Codec}).
 """
 
-import ipaddress
+import socket
 import random
 
 import attrs
@@ -147,13 +147,16 @@ class NegotiatedStream:
 
 
 def _usable_address(host):
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None  # a hostname: the media layer resolves nothing
-    if address.is_unspecified:
-        return None
-    return host
+    """C{host} if it is an IP address we can send to, else C{None}."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            packed = socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        if not any(packed):
+            return None  # 0.0.0.0 or ::, the old hold form
+        return host
+    return None  # a hostname: the media layer resolves nothing
 
 
 def _matches(spec, rtpmap):
