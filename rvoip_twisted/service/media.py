@@ -52,7 +52,9 @@ MAX_BURST = 10
 #: A released port pair is handed to a new session only after this many
 #: seconds, so late packets of the old call cannot be taken for the new one
 #: (symmetric RTP latches on the first source it hears).
-RECYCLE_AFTER = 2.0
+RECYCLE_AFTER = 0.5
+#: At most this many idle port pairs stay open; older ones are closed.
+POOL_MAX = 512
 #: Pause between two digits of L{MediaSession.send_dtmf}, in ms.
 DTMF_GAP_MS = 60
 
@@ -522,6 +524,11 @@ class MediaSession:
                     else:
                         payload = self._codec.encode(pcm)
             elif payload is None:
+                if not self.packets_received:
+                    # Echo of nothing: stay silent until the caller's audio
+                    # arrives (then gaps are filled with silence).
+                    self._ts = (self._ts + self._ts_inc) & 0xFFFFFFFF
+                    return
                 payload = self._silence
             pt = self._pt
             if self._marker:
@@ -965,7 +972,12 @@ class MediaManager(Service):
         port = session.local_port
         if self.running and rtp.recycle() and rtcp.recycle():
             self._in_use.discard(port)
-            self._pool.append((self.reactor.seconds(), port, rtp, rtcp))
+            pool = self._pool
+            pool.append((self.reactor.seconds(), port, rtp, rtcp))
+            if len(pool) > POOL_MAX:
+                _, old_port, old_rtp, old_rtcp = pool.popleft()
+                self._in_use.add(old_port)
+                self._release_later(old_port, [old_rtp.close(), old_rtcp.close()])
         else:
             self._release_later(port, [rtp.close(), rtcp.close()])
 

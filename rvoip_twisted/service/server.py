@@ -9,6 +9,8 @@ one and adds it to its own service hierarchy::
     server.setServiceParent(application)
 """
 
+import gc
+
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -69,6 +71,19 @@ def parse_listen(spec):
     except (TypeError, ValueError):
         raise UsageError("bad port in --listen %r" % (spec,))
     return kind.upper(), port, interface
+
+
+def tune_gc(threshold=50000):
+    """
+    Tune the garbage collector for a server: objects alive at start-up are
+    frozen out of the collections, and the youngest generation is collected
+    after C{threshold} allocations instead of 700, so the collector's pauses
+    do not dominate the per-message path (a call allocates a few hundred
+    objects).  The twistd plugin calls this; an embedding application may.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(threshold, 20, 100)
 
 
 class _Listener(service.Service):

@@ -266,16 +266,16 @@ class SessionManager(service.Service):
         self.calls.pop(call.call_id, None)
         self.completed_calls += 1
         q = call.quality()
-        self._log.info(
-            "call ended call={call_id} remote={remote} reason={reason} duration={duration:.1f}s "
-            "codec={codec} sent={sent} received={received} lost={lost} loss={loss}% "
-            "jitter={jitter}ms rtt={rtt}ms mos={mos}",
-            call_id=call.call_id, remote=call.remote_uri, reason=call.end_reason,
-            duration=call.duration,
-            codec=q.get("codec") or "-", sent=q.get("packets_sent", 0),
-            received=q.get("packets_received", 0), lost=q.get("packets_lost", 0),
-            loss=_log_value(q.get("loss_pct")), jitter=_log_value(q.get("jitter_ms")),
-            rtt=_log_value(q.get("rtt_ms")), mos=_log_value(q.get("mos"), "%.2f"))
+        # Formatted here in one step: the observer then formats one field,
+        # not fourteen (a measurable cost at thousands of calls a second).
+        line = ("call ended call=%s remote=%s reason=%s duration=%.1fs codec=%s sent=%d "
+                "received=%d lost=%d loss=%s%% jitter=%sms rtt=%sms mos=%s") % (
+            call.call_id, call.remote_uri, call.end_reason, call.duration,
+            q.get("codec") or "-", q.get("packets_sent", 0), q.get("packets_received", 0),
+            q.get("packets_lost", 0), _log_value(q.get("loss_pct")),
+            _log_value(q.get("jitter_ms")), _log_value(q.get("rtt_ms")),
+            _log_value(q.get("mos"), "%.2f"))
+        self._log.info("{line}", line=line, call_id=call.call_id, quality=q)
 
     # ------------------------------------------------------------ service
 
