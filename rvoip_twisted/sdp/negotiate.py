@@ -215,13 +215,20 @@ class OfferAnswer:
     def _finish(self, media):
         """
         Wrap media sections in a session description, bumping the version
-        only if the body differs from the previous one we produced.
+        only if the media differ from the previous description we produced
+        (RFC 3264 8: o= version changes only when the session does).
         """
-        description = SessionDescription(
+        media = tuple(media)
+        key = (media, self.address)
+        if self._last_key is not None and key != self._last_key:
+            self.session_version += 1
+        self._last_key = key
+        self._template = media
+        return SessionDescription(
             origin=Origin(
                 self.username,
                 self.session_id,
-                0,
+                self.session_version,
                 "IN",
                 "IP6" if ":" in self.address else "IP4",
                 self.address,
@@ -229,14 +236,6 @@ class OfferAnswer:
             session_name=self.session_name,
             connection=Connection.for_address(self.address),
             media=media,
-        )
-        key = description.serialize()
-        if self._last_key is not None and key != self._last_key:
-            self.session_version += 1
-        self._last_key = key
-        self._template = media
-        return attrs.evolve(
-            description, origin=attrs.evolve(description.origin, session_version=self.session_version)
         )
 
     def _local_pt(self, spec):
