@@ -1,0 +1,231 @@
+"""Benchmark 2: concurrent media calls.
+
+For each N (100, 250, 500, 750, 1000, ...): a fresh echo server pinned to one CPU,
+and ``bench/loadgen.py`` pinned to the other: N calls set up, each sending 50 RTP
+packets/s and receiving the echo (see loadgen.py for how the send-interval errors
+and the losses are measured).  The server's CPU % (/proc/PID/stat) is taken over the
+measured window, its RSS before the calls and at the end of the window (RSS per call
+= delta / N), and after the BYEs its RTP ports and media sessions must return to 0
+(through the server's control socket).
+
+A step passes when every call was set up, p99 of |inter-arrival - 20 ms| <= 5 ms,
+no packet was lost either way, and every port was released.  The highest N that
+passes is the figure.  Stepping goes on past a step that only missed the p99 target
+by a little, stops at a hard failure (see ``_hard_failure``; ``--keep-going`` runs them
+all), then bisects twice between the highest N that passed and the next failure.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .common import (
+    HOST, REPO_ROOT, BenchServer, CpuMeter, child_options, log, pin, rnd, runner, table,
+)
+
+FULL_STEPS = (100, 250, 500, 750, 1000, 1250, 1500, 2000)
+SMOKE_STEPS = (20,)
+TARGETS = {"concurrent_calls": 500, "err_p99_ms": 5.0, "loss": 0}
+SETUP_RATE = 200.0
+
+
+def _reader(stream, q):
+    for line in iter(stream.readline, b""):
+        q.put(line.decode(errors="replace").strip())
+    q.put(None)
+
+
+def media_step(workdir: Path, n: int, measure: float, warmup: float) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_path = workdir / "loadgen.json"
+    step: dict = {"calls": n}
+    with BenchServer(workdir / "server", cpu=0, rtp_ports=(10000, 40000)) as server:
+        time.sleep(0.5)
+        base = server.stats()
+        step["rss_kb_idle"] = base.get("rss_kb")
+        cmd = pin(1) + [sys.executable, "-m", "bench.loadgen", "--sip", f"{HOST}:{server.port}",
+                        "--calls", str(n), "--setup-rate", str(SETUP_RATE),
+                        "--warmup", str(warmup), "--measure", str(measure),
+                        "--out", str(out_path)]
+        budget = n / SETUP_RATE * 2 + warmup + measure + 60
+        lines: "queue.Queue[str | None]" = queue.Queue()
+        err = open(workdir / "loadgen.err", "wb")
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=err, **child_options())
+        reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        cpu0 = None
+        deadline = time.monotonic() + budget
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the load generator did not finish in {budget:.0f} s")
+                try:
+                    line = lines.get(timeout=min(remaining, 1.0))
+                except queue.Empty:
+                    continue
+                if line is None:
+                    break
+                if line == "MEASURE-START":
+                    meter = CpuMeter(server.pid).start()
+                    cpu0 = True
+                    wall0 = time.time()
+                    try:
+                        server.control("reset-diagnostics", timeout=5)
+                    except (OSError, TimeoutError):
+                        pass
+                elif line == "MEASURE-END" and cpu0 is not None:
+                    step["server_cpu_pct"] = meter.stop()
+                    step["server_runq_wait_pct"] = meter.wait_pct
+                    step["rss_kb_loaded"] = server.rss_kb()
+                    try:
+                        loaded = server.stats(timeout=5)
+                        step["media_sessions_loaded"] = loaded.get("media_sessions")
+                        step["clock_late_calls"] = loaded.get("clock_late_calls", 0) - base.get(
+                            "clock_late_calls", 0)
+                        step["server_gc"] = loaded.get("gc")
+                        step["server_jitter_buffers"] = loaded.get("jitter_buffers")
+                        step["server_clock_stalls_over_10ms"] = loaded.get(
+                            "clock_stalls_over_10ms")
+                        step["server_rtcp_rounds"] = [
+                            [round(t - wall0, 3), ms, n] for t, ms, n in loaded.get(
+                                "rtcp_rounds", [])]
+                        step["server_clock_stalls"] = [
+                            [round(t - wall0, 3), ms] for t, ms in loaded.get("clock_stalls", [])]
+                    except (OSError, TimeoutError):
+                        pass
+                elif line.startswith("ESTABLISHED"):
+                    log(f"media N={n}: {line.lower()}")
+            proc.wait(timeout=30)
+        finally:
+            runner.stop_process(proc, timeout=5)
+            err.close()
+        step["loadgen_returncode"] = proc.returncode
+        if out_path.exists():
+            step.update(json.loads(out_path.read_text()))
+        else:
+            step["error"] = "the load generator wrote no result:\n" + runner.read_text(
+                workdir / "loadgen.err")[-2000:]
+        drained, after, waited = server.wait_drained(
+            10.0, keys=("media_sessions", "rtp_ports_in_use", "calls", "dialogs"))
+        step["ports_released"] = drained
+        step["rtp_ports_in_use_after"] = after.get("rtp_ports_in_use")
+        step["media_sessions_after"] = after.get("media_sessions")
+        step["rtp_ports_pooled_after"] = after.get("rtp_ports_pooled")
+    if step.get("rss_kb_loaded") and step.get("rss_kb_idle") and n:
+        step["rss_kb_per_call"] = rnd((step["rss_kb_loaded"] - step["rss_kb_idle"]) / n, 1)
+    reasons = []
+    if step.get("error"):
+        reasons.append("no result")
+    if step.get("established", 0) < n:
+        reasons.append(f"{n - step.get('established', 0)} calls not set up")
+    p99 = step.get("err_ms_p99")
+    if p99 is None or p99 > TARGETS["err_p99_ms"]:
+        reasons.append(f"p99 {p99} ms > {TARGETS['err_p99_ms']:g}")
+    if step.get("packets_lost", 1):
+        reasons.append(f"{step.get('packets_lost')} lost")
+    if not step.get("ports_released"):
+        reasons.append("ports not released")
+    if (step.get("generator_cpu_pct") or 0) > 90:
+        reasons.append("generator saturated")
+    step["pass"] = not reasons
+    step["why_not"] = "; ".join(reasons) or None
+    return step
+
+
+def _hard_failure(step: dict) -> bool:
+    """Stepping goes on past a step whose only fault is a p99 a little over the
+    target (the scaling is worth seeing), and stops at loss, calls not set up, ports
+    not released, a saturated server or generator, or p99 beyond 20 ms."""
+    p99 = step.get("err_ms_p99")
+    return bool(step.get("error") or step.get("packets_lost")
+                or step.get("established", 0) < step["calls"]
+                or not step.get("ports_released")
+                or p99 is None or p99 > 20.0
+                or (step.get("server_cpu_pct") or 0) >= 95
+                or (step.get("generator_cpu_pct") or 0) > 90)
+
+
+def run(cfg) -> dict:
+    smoke = cfg.smoke
+    steps = cfg.calls or (SMOKE_STEPS if smoke else FULL_STEPS)
+    measure = cfg.measure_seconds or (3.0 if smoke else 10.0)
+    warmup = 1.0 if smoke else 2.0
+    workdir = Path(cfg.workdir) / "media"
+    result = {"benchmark": "media", "smoke": smoke, "measure_seconds": measure,
+              "warmup_seconds": warmup, "setup_rate": SETUP_RATE, "targets": TARGETS,
+              "steps": []}
+
+    def one(n):
+        log(f"media: N={n} concurrent echo calls, {measure:g} s measured")
+        step = media_step(workdir / f"n{n}", n, measure, warmup)
+        log(f"media: N={n} -> cpu {step.get('server_cpu_pct')} %, "
+            f"err p50/p99/max {step.get('err_ms_p50')}/{step.get('err_ms_p99')}/"
+            f"{step.get('err_ms_max')} ms, lost {step.get('packets_lost')}, "
+            f"ports released {step.get('ports_released')}"
+            + ("" if step["pass"] else f"  FAIL: {step['why_not']}"))
+        result["steps"].append(step)
+        return step
+
+    for n in steps:
+        step = one(n)
+        if not step["pass"] and not cfg.keep_going and _hard_failure(step):
+            break
+    # bisect twice between the highest N that passed and the first failure above it
+    # (25-call resolution)
+    passed = [s["calls"] for s in result["steps"] if s["pass"]]
+    low = max(passed) if passed else 0
+    above = [s["calls"] for s in result["steps"] if not s["pass"] and s["calls"] > low]
+    if above and not smoke:
+        high = min(above)
+        for _ in range(2):
+            mid = int((low + high) / 2 // 25 * 25)
+            if not low < mid < high:
+                break
+            if one(mid)["pass"]:
+                low = mid
+            else:
+                high = mid
+    result["steps"].sort(key=lambda s: s["calls"])
+    passed = [s["calls"] for s in result["steps"] if s["pass"]]
+    result["max_calls_within_target"] = max(passed) if passed else 0
+    result["all_ports_released"] = all(s.get("ports_released") for s in result["steps"])
+    result["meets_targets"] = result["max_calls_within_target"] >= TARGETS["concurrent_calls"]
+    return result
+
+
+def report(result: dict) -> str:
+    headers = ["N", "up", "srvCPU%", "srv wait%", "pps in", "pps out", "err p50", "err p99",
+               "err max", "lost", "seq gaps", "echo miss", "RSS/call KB", "ports freed",
+               "stalls>10ms", "RTCP round ms", "gen CPU%", "pass"]
+    rows = []
+    for s in result["steps"]:
+        rows.append([s["calls"], s.get("established"), s.get("server_cpu_pct"),
+                     s.get("server_runq_wait_pct"),
+                     s.get("pps_in_to_server"), s.get("pps_out_of_server"),
+                     s.get("err_ms_p50"), s.get("err_ms_p99"), s.get("err_ms_max"),
+                     s.get("packets_lost"), s.get("server_seq_gaps"), s.get("echo_missing"),
+                     s.get("rss_kb_per_call"), s.get("ports_released"),
+                     s.get("server_clock_stalls_over_10ms"),
+                     max((r[1] for r in s.get("server_rtcp_rounds") or []), default=None),
+                     s.get("generator_cpu_pct"),
+                     "yes" if s["pass"] else "no: " + (s["why_not"] or "")])
+    t = result["targets"]
+    out = [table(headers, rows,
+                 "Concurrent echo calls (50 pps each way per call; err = |inter-arrival - 20 ms| "
+                 f"of the server's packets per stream, ms; {result['measure_seconds']:g} s "
+                 "measured per N; srv wait% = time the server was runnable but another "
+                 "process had its CPU; stalls>10ms = media clock calls more than 10 ms late; "
+                 "RTCP round = the longest all-sessions RTCP round in the window)"),
+           f"highest N with p99 within +/-{t['err_p99_ms']:g} ms and no loss: "
+           f"{result['max_calls_within_target']:,}   target >= {t['concurrent_calls']:,}\n"
+           f"RTP ports and media sessions back to 0 after every step: "
+           f"{'yes' if result['all_ports_released'] else 'NO'}"]
+    return "\n".join(out)
