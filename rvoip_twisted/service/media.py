@@ -53,6 +53,8 @@ MAX_BURST = 10
 #: seconds, so late packets of the old call cannot be taken for the new one
 #: (symmetric RTP latches on the first source it hears).
 RECYCLE_AFTER = 0.5
+#: The RTCP round is spread over this many turns of the RTCP loop.
+RTCP_SLICES = 10
 #: At most this many idle port pairs stay open; older ones are closed.
 POOL_MAX = 512
 #: Pause between two digits of L{MediaSession.send_dtmf}, in ms.
@@ -864,6 +866,8 @@ class MediaManager(Service):
         self._closing = set()
         #: idle open port pairs, oldest first: (released_at, port, rtp, rtcp)
         self._pool = collections.deque()
+        self._rtcp_round = []
+        self._rtcp_slices_left = 0
         self.sessions = {}
         self.clock = MediaClock(reactor, tick=tick, period=ptime / 1000.0)
         self._rtcp_loop = None
@@ -875,7 +879,7 @@ class MediaManager(Service):
         self.clock.start()
         self._rtcp_loop = LoopingCall(self._send_reports)
         self._rtcp_loop.clock = self.reactor
-        self._rtcp_loop.start(self.rtcp_interval, now=False).addErrback(
+        self._rtcp_loop.start(self.rtcp_interval / RTCP_SLICES, now=False).addErrback(
             lambda f: self._log.failure("RTCP loop stopped", failure=f)
         )
 
@@ -901,8 +905,21 @@ class MediaManager(Service):
         return None
 
     def _send_reports(self):
+        """
+        One slice of the RTCP round: every session reports once per
+        C{rtcp_interval}, but the sessions are spread over RTCP_SLICES
+        turns of the loop, so a thousand reports never stall the reactor
+        (and the media clock) at once.
+        """
         now = self.reactor.seconds()
-        for session in list(self.sessions.values()):
+        if not self._rtcp_round:
+            self._rtcp_round = list(self.sessions.values())
+            self._rtcp_slices_left = RTCP_SLICES
+        take = -(-len(self._rtcp_round) // self._rtcp_slices_left)
+        self._rtcp_slices_left -= 1
+        batch = self._rtcp_round[:take]
+        del self._rtcp_round[:take]
+        for session in batch:
             try:
                 session.send_rtcp(now)
             except Exception:
