@@ -30,6 +30,10 @@ class Options(usage.Options):
          "SQLite file keeping the registrar's bindings across restarts; turns the "
          "registrar on (without it bindings live in memory)."],
         ["realm", None, "rvoip", "Digest realm, and the registrar's domain."],
+        ["digest-algorithms", None, "MD5",
+         "Digest challenges offered, in order, e.g. SHA-256,MD5 (RFC 8760 UAs pick the "
+         "strongest; some older UAs fail on any challenge but MD5, so MD5 alone is the "
+         "default)."],
         ["min-expires", None, "60", "Registrar: shortest registration accepted (else 423)."],
         ["max-expires", None, "3600", "Registrar: longest registration granted."],
         ["unrouted", None, "app",
@@ -116,6 +120,17 @@ class Options(usage.Options):
             raise usage.UsageError("--unrouted is app or 404")
         if not self["realm"] or '"' in self["realm"] or "\\" in self["realm"]:
             raise usage.UsageError("--realm must be a plain non-empty name")
+        from .sip.auth import canonical_algorithm
+        algorithms = []
+        for name in self["digest-algorithms"].split(","):
+            canon = canonical_algorithm(name.strip())
+            if canon is None or canon.endswith("-sess"):
+                raise usage.UsageError("--digest-algorithms: unsupported %r" % (name.strip(),))
+            if canon not in algorithms:
+                algorithms.append(canon)
+        if not algorithms:
+            raise usage.UsageError("--digest-algorithms lists none")
+        self["digest-algorithms"] = tuple(algorithms)
         self["user-table"] = None
         if self["users"]:
             from .sip.auth import load_users
@@ -139,8 +154,9 @@ def build_handler(options):
 
 def makeService(options, reactor=None):
     from .logs import set_level
-    from .service.server import SIPServer
+    from .service.server import SIPServer, tune_gc
     set_level(options["log-level"])
+    tune_gc()
     t1 = options["t1"]
     server = SIPServer(
         reactor=reactor,
@@ -173,13 +189,15 @@ def add_registration_services(server, options):
             store = MemoryLocationStore()
         registrar = Registrar(
             server.reactor, store, users=options.get("user-table"), realm=options["realm"],
+            algorithms=options["digest-algorithms"],
             policy=RegistrarPolicy(min_expires=options["min-expires"],
                                    max_expires=options["max-expires"]))
         registrar.install(server)
-        fallback = server.handler if options["unrouted"] == "app" else None
+        app = server.handler
+        fallback = app if options["unrouted"] == "app" else None
         server.handler = PBXApp(server, registrar, fallback=fallback,
                                 ring_timeout=options["ring-timeout"],
-                                max_duration=options["max-duration"] or None)
+                                max_duration=options["max-duration"] or None, inbound=app)
     if options.get("register"):
         from .service.registration import RegistrationClient
         for aor, password, registrar_uri in options["register"]:
