@@ -656,8 +656,10 @@ SCENARIOS = sorted(p.name for p in Path(__file__).resolve().parent.glob("*.xml")
 def test_selftest_scenario_loads_in_sipp(scenario, tmp_path, sipp_bin, pcaps):
     """SIPp parses the scenario (XML, variables, labels, pcap files): it idles for 1 s
     with no call (-r 0) and exits 97; a broken scenario exits 1 or 255 at once."""
+    # the registrar scenarios take their own keywords (-key) from their tests
+    keys = ["-key", "caller", "alice", "-key", "contact", "sip:selftest@127.0.0.1:9"]
     res = runner.run_sipp(scenario, tmp_path, remote_port=9, timeout=1,
-                          timeout_error=False, extra_args=["-r", "0"])
+                          timeout_error=False, extra_args=["-r", "0"] + keys)
     report = Report(result=res)
     report.check(not res.timed_out, "SIPp overstayed its own timeout")
     bad = [line for line in res.errors.splitlines()
