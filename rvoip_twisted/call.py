@@ -388,9 +388,7 @@ class Call:
 
     def _send_in_dialog(self, method, owner, body=b"", content_type=None, headers=()):
         s = self._sessions
-        dest = s.transport.request_destination(
-            Request(method, self.dialog.remote_target, headers=[
-                ("Route", str(r)) for r in self.dialog.route_set]))
+        dest = s.transport.next_hop(self.dialog.route_set, self.dialog.remote_target)
         request = self.dialog.create_request(method, self._via(dest), headers=headers,
                                              body=body, content_type=content_type)
         s.transactions.send_request(request, owner, dest)
@@ -446,9 +444,7 @@ class Call:
         """Send the ACK for a 2xx (RFC 3261 13.2.2.4); the dialog manager re-sends it."""
         s = self._sessions
         dialog = dialog or self.dialog
-        dest = s.transport.request_destination(
-            Request("ACK", dialog.remote_target, headers=[
-                ("Route", str(r)) for r in dialog.route_set]))
+        dest = s.transport.next_hop(dialog.route_set, dialog.remote_target)
         ack = dialog.create_ack(invite.cseq[0], self._via(dest))
         dest = s.transport.choose_transport(ack, dest)
         data = ack.to_bytes()
@@ -595,9 +591,7 @@ class Call:
             dialog = Dialog.from_uac(self._invite, response, s.transport.contact_uri())
             dialog.confirm(response)
             self._ack_2xx(response, self._invite, dialog)
-            dest = s.transport.request_destination(
-                Request("BYE", dialog.remote_target, headers=[
-                    ("Route", str(r)) for r in dialog.route_set]))
+            dest = s.transport.next_hop(dialog.route_set, dialog.remote_target)
             bye = dialog.create_request("BYE", self._via(dest))
             s.transactions.send_request(bye, _IGNORE, dest)
         except (SIPParseError, DialogError):

@@ -269,3 +269,17 @@ class DebugLoggingTests(SynchronousTestCase):
         self.assertEqual(len(debug), 2)
         self.assertIn("recv", debug[0]["log_format"])
         self.assertEqual(debug[1]["line"], b"SIP/2.0 200 OK")
+
+
+class NextHopTests(SynchronousTestCase):
+    def test_dialog_route_set(self):
+        """next_hop goes to the first route of a dialog's route set (loose or strict), else the remote target."""
+        from rvoip_twisted.sip.headers import NameAddr
+        from rvoip_twisted.sip.uri import parse_uri
+        layer, _, _ = make_layer()
+        target = parse_uri("sip:bob@192.0.2.5:5070")
+        self.assertEqual(layer.next_hop([], target), Destination("UDP", "192.0.2.5", 5070))
+        loose = [NameAddr.parse("<sip:192.0.2.7:5080;lr;transport=tcp>")]
+        self.assertEqual(layer.next_hop(loose, target), Destination("TCP", "192.0.2.7", 5080))
+        strict = [NameAddr.parse("<sip:192.0.2.7:5080>")]
+        self.assertEqual(layer.next_hop(strict, target), Destination("UDP", "192.0.2.7", 5080))

@@ -350,6 +350,17 @@ class SIPTransport:
         uri = routes[0].uri if routes and "lr" in routes[0].uri.params else request.uri
         return self.uri_destination(uri)
 
+    def next_hop(self, route_set, target):
+        """
+        The destination of an in-dialog request to C{target} (the remote
+        target, a URI) through C{route_set} (a dialog's NameAddrs): the
+        first route, loose or strict (a strict router is the Request-URI,
+        RFC 3261 12.2.1.1), else the target itself.
+        """
+        if route_set:
+            return self.uri_destination(route_set[0].uri)
+        return self.uri_destination(target)
+
     def uri_destination(self, uri):
         if uri is None or not uri.is_sip:
             raise SIPParseError("Cannot route to a non-SIP URI", status=416)
