@@ -624,7 +624,11 @@ class Call:
         s._call_ended(self)
         if self.media is not None:
             self.media.stop()
-        if self._answered is not None and not self._answered.called and not self.incoming:
-            d, self._answered = self._answered, None
+            # the media session keeps our bound method: a reference cycle
+            self.media.on_dtmf = None
+        d, self._answered = self._answered, None
+        if d is not None and not d.called and not self.incoming:
             d.errback(CallFailed(487, reason))
+        # (a fired _answered holds this call as its result: dropped above,
+        # so an ended call is freed by reference counting, not by the GC)
         self.ended.callback(reason)

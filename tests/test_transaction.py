@@ -493,7 +493,9 @@ class InviteServerTests(SynchronousTestCase):
         self.assertEqual(len(h.sent), 1)
         h.txn.respond(ok, 0.6)
         self.assertEqual(len(h.sent), 2)
-        self.assertIs(h.sent[1], h.sent[0])
+        self.assertEqual(h.sent[1], h.sent[0])
+        self.assertIsNone(h.txn.request)            # released once the 2xx went out
+        self.assertIsNone(h.txn.last_response)
         h.txn.receive_request(make_request("ACK", to_tag="u"), 0.7)
         self.assertEqual(h.events, [("ack", "ACK")])
         self.assertRaises(TransactionStateError, h.txn.respond,

@@ -147,7 +147,12 @@ class ManagerTestCase(SynchronousTestCase):
 
     def assertEmpty(self):
         self.assertEqual(self.manager.stats(), {"server": 0, "client": 0})
+        self.assertEqual(self.manager._timers.pending(), 0)
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def timer_times(self):
+        """The due times of the live timer entries, sorted."""
+        return sorted(e[0] for e in self.manager._timers._heap if e[2] is not None)
 
 
 # ---------------------------------------------------------------- client side
@@ -171,17 +176,21 @@ class ClientTransactionTests(ManagerTestCase):
         self.assertEqual(txn.state, TERMINATED)
         self.assertEmpty()
 
-    def test_one_delayed_call_per_machine(self):
-        """Each transaction has at most one delayed call, moved as its deadline changes."""
+    def test_one_timer_per_machine(self):
+        """
+        Each transaction has at most one timer entry, moved as its deadline
+        changes, and all of them share one delayed call of the reactor.
+        """
         requests = [make_request(branch="z9hG4bK%d" % i) for i in range(3)]
         for r in requests:
             self.manager.send_request(r, self.owner)
-        self.assertEqual(len(self.clock.getDelayedCalls()), 3)
+        self.assertEqual(self.timer_times(), [0.5, 0.5, 0.5])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.receive(make_response(requests[0], 180))
-        self.assertEqual(len(self.clock.getDelayedCalls()), 2)
+        self.assertEqual(self.timer_times(), [0.5, 0.5])
         self.receive(make_response(requests[1], 486))
-        calls = sorted(c.getTime() for c in self.clock.getDelayedCalls())
-        self.assertEqual(calls, [0.5, 32.0])
+        self.assertEqual(self.timer_times(), [0.5, 32.0])
+        self.assertEqual([c.getTime() for c in self.clock.getDelayedCalls()], [0.5])
 
     def test_non_invite_schedule(self):
         """Timer E doubles up to T2 (0.5, 1, 2, 4, 4, 4...) and Timer F ends it at 32 s."""
@@ -402,7 +411,7 @@ class ClientTransactionTests(ManagerTestCase):
         self.assertEqual(a.state, TERMINATED)
         self.assertEqual(other.events, [])
         self.assertEqual(self.manager.stats(), {"server": 0, "client": 1})
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(self.manager._timers.pending(), 1)
         self.assertIsNot(b.state, TERMINATED)
 
     def test_transport_raises(self):
@@ -514,20 +523,22 @@ class ServerTransactionTests(ManagerTestCase):
         the TU, and Timer L empties the table at 64*T1.
         """
         self.tu.answer = answer_with(180, 200)
-        self.receive(make_request())
+        request = make_request()
+        self.receive(request)
         txn = self.tu.requests[0][1]
         self.assertEqual(txn.state, ACCEPTED)
         self.clock.advance(0.5)
         self.receive(make_request())
         self.assertEqual(self.transport.statuses(), [180, 200])
-        txn.respond(txn.last_response)
+        ok = request.response(200, to_tag="srv")
+        txn.respond(ok)
         self.assertEqual(self.transport.statuses(), [180, 200, 200])
         self.receive(make_request("ACK", to_tag="srv"))
         self.receive(make_request("ACK", branch="z9hG4bKnew", to_tag="srv"))
         self.assertEqual(len(self.tu.acks), 2)
         self.clock.advance(31.5)
         self.assertEmpty()
-        self.assertFalse(txn.respond(txn.last_response))
+        self.assertFalse(txn.respond(ok))
 
     def test_tcp(self):
         """Over TCP: no Timer G; a non-INVITE final and an ACKed 486 end at once (J, I = 0)."""
@@ -796,7 +807,7 @@ class LoadTests(SynchronousTestCase):
         486, non-INVITE client answered 200, INVITE server answering 486
         then ACKed, non-INVITE server answering 200) are all in the table at
         once; once their D/I/J/K timers expire the table is empty and no
-        delayed call is left.
+        timer is left (one delayed call served them all).
         """
         clock = HeapClock()
         transport = FakeTransport(clock)
@@ -823,13 +834,15 @@ class LoadTests(SynchronousTestCase):
             manager.message_received(
                 make_request("OPTIONS", branch="z9hG4bKso%d" % i, call_id="so%d" % i), None)
         self.assertEqual(manager.stats(), {"server": 2 * n, "client": 2 * n})
-        self.assertEqual(len(clock.getDelayedCalls()), 4 * n)
+        self.assertEqual(manager._timers.pending(), 4 * n)
+        self.assertEqual(len(clock.getDelayedCalls()), 1)
         self.assertEqual(len(tu.requests), 2 * n)
         self.assertEqual(len(owner.events), 2 * n)
         clock.advance(5)            # Timers K and I
         self.assertEqual(manager.stats(), {"server": n, "client": n})
         clock.advance(27)           # Timers D and J
         self.assertEqual(manager.stats(), {"server": 0, "client": 0})
+        self.assertEqual(manager._timers.pending(), 0)
         self.assertEqual(clock.getDelayedCalls(), [])
         self.assertEqual(manager._merge, {})
 

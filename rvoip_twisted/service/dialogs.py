@@ -12,6 +12,7 @@ from twisted.application import service
 from twisted.logger import Logger
 
 from ..sip.transaction import TimerConfig
+from .timers import TimerQueue
 
 
 class _PendingAnswer:
@@ -35,7 +36,10 @@ class DialogManager(service.Service):
         self.config = config or TimerConfig()
         self.dialogs = {}
         self._pending = {}   # dialog id -> _PendingAnswer
-        self._acks = {}      # dialog id -> (ack bytes, dest, delayed cleanup)
+        self._acks = {}      # dialog id -> (ack bytes, dest, cleanup timer entry)
+        # Every timer of this layer (one per unacknowledged 2xx, one per ACK
+        # kept for 2xx retransmissions) on one reactor delayed call.
+        self._timers = TimerQueue(reactor)
 
     # -- table
 
@@ -49,8 +53,8 @@ class DialogManager(service.Service):
         self.dialogs.pop(dialog_id, None)
         self.stop_answer(dialog_id)
         entry = self._acks.pop(dialog_id, None)
-        if entry is not None and entry[2].active():
-            entry[2].cancel()
+        if entry is not None:
+            self._timers.cancel(entry[2])
 
     # -- UAS: 2xx retransmission (RFC 3261 13.3.1.4)
 
@@ -67,11 +71,12 @@ class DialogManager(service.Service):
         p.dest = dest
         p.on_timeout = on_timeout
         p.interval = self.config.t1
-        p.deadline = self.reactor.seconds() + 64 * self.config.t1
+        now = self.reactor.seconds()
+        p.deadline = now + 64 * self.config.t1
         if reliable:
-            p.call = self.reactor.callLater(64 * self.config.t1, self._give_up, dialog_id)
+            p.call = self._timers.add(p.deadline, self._give_up, dialog_id)
         else:
-            p.call = self.reactor.callLater(p.interval, self._retransmit, dialog_id)
+            p.call = self._timers.add(now + p.interval, self._retransmit, dialog_id)
         self._pending[dialog_id] = p
 
     def _retransmit(self, dialog_id):
@@ -84,7 +89,7 @@ class DialogManager(service.Service):
             return
         self.transport.send(p.data, p.dest)
         p.interval = min(p.interval * 2, self.config.t2)
-        p.call = self.reactor.callLater(min(p.interval, p.deadline - now), self._retransmit, dialog_id)
+        p.call = self._timers.add(min(now + p.interval, p.deadline), self._retransmit, dialog_id)
 
     def _give_up(self, dialog_id):
         p = self._pending.pop(dialog_id, None)
@@ -98,8 +103,8 @@ class DialogManager(service.Service):
 
     def stop_answer(self, dialog_id):
         p = self._pending.pop(dialog_id, None)
-        if p is not None and p.call.active():
-            p.call.cancel()
+        if p is not None:
+            self._timers.cancel(p.call)
         return p is not None
 
     def answer_pending(self, dialog_id):
@@ -116,10 +121,14 @@ class DialogManager(service.Service):
     def sent_ack(self, dialog_id, data, dest):
         """Remember the ACK sent for a 2xx so 2xx retransmissions get it again."""
         old = self._acks.get(dialog_id)
-        if old is not None and old[2].active():
-            old[2].cancel()
-        cleanup = self.reactor.callLater(64 * self.config.t1, self._acks.pop, dialog_id, None)
+        if old is not None:
+            self._timers.cancel(old[2])
+        cleanup = self._timers.add(
+            self.reactor.seconds() + 64 * self.config.t1, self._forget_ack, dialog_id)
         self._acks[dialog_id] = (data, dest, cleanup)
+
+    def _forget_ack(self, dialog_id):
+        self._acks.pop(dialog_id, None)
 
     def resend_ack(self, dialog_id):
         entry = self._acks.get(dialog_id)
@@ -131,13 +140,8 @@ class DialogManager(service.Service):
     # -- service
 
     def stopService(self):
-        for p in self._pending.values():
-            if p.call.active():
-                p.call.cancel()
+        self._timers.clear()
         self._pending.clear()
-        for entry in self._acks.values():
-            if entry[2].active():
-                entry[2].cancel()
         self._acks.clear()
         return service.Service.stopService(self)
 

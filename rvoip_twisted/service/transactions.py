@@ -63,12 +63,17 @@ from ..sip.transaction import (
     NonInviteServerTransaction, TimerConfig, ack_keys, client_key,
     ensure_branch, server_key,
 )
+from .timers import TimerQueue
+
+
+def _discard(data):
+    """The send callable of an ended transaction."""
 
 
 class _Shell:
     """
     What the manager adds to each machine: its key in the table, its
-    destination, its one delayed call, and (client side) the TU's owner.
+    destination, its timer entry, and (client side) the TU's owner.
     """
 
     __slots__ = ()
@@ -197,7 +202,8 @@ class _Events:
 class TransactionManager(service.Service):
     """
     The RFC 3261 section 17 transaction layer: the table of client and
-    server transactions, one delayed call per transaction, matching,
+    server transactions, one timer entry per transaction (all on one
+    L{TimerQueue}), matching,
     Timer 100, merged-request detection.
 
     @ivar tu: the transaction user (may be set after construction).
@@ -219,6 +225,7 @@ class TransactionManager(service.Service):
         self.config = config if config is not None else TimerConfig()
         self.drain_timeout = drain_timeout
         self._events = _Events(self)
+        self._timers = TimerQueue(reactor)
         self._clients = {}
         self._servers = {}
         # (From tag, Call-ID, CSeq) -> server transaction, for requests
@@ -436,25 +443,17 @@ class TransactionManager(service.Service):
     # ------------------------------------------------------------ timers
 
     def _reschedule(self, txn):
-        """Make the machine's one delayed call match its deadline."""
+        """Make the machine's one timer entry match its deadline."""
         deadline = txn.deadline
         if deadline == txn.timer_at:
             return
-        call = txn.timer
-        if deadline is None:
-            if call is not None:
-                call.cancel()
-                txn.timer = None
-            txn.timer_at = None
-            return
-        delay = deadline - self._reactor.seconds()
-        if delay < 0:
-            delay = 0
-        if call is None:
-            txn.timer = self._reactor.callLater(delay, self._fire, txn)
-        else:
-            call.reset(delay)
+        entry = txn.timer
+        if entry is not None:
+            self._timers.cancel(entry)
+            txn.timer = None
         txn.timer_at = deadline
+        if deadline is not None:
+            txn.timer = self._timers.add(deadline, self._fire, txn)
 
     def _fire(self, txn):
         at = txn.timer_at
@@ -470,11 +469,15 @@ class TransactionManager(service.Service):
     def _remove(self, txn):
         if txn.pending_cancel is not None:
             self._release_cancel(txn, False)
-        call = txn.timer
-        if call is not None:
-            call.cancel()
+        entry = txn.timer
+        if entry is not None:
+            self._timers.cancel(entry)
             txn.timer = None
             txn.timer_at = None
+        # The machine's send callable is its own bound method: a reference
+        # cycle that only the garbage collector would break.  Break it, so
+        # an ended transaction is freed at once.
+        txn._send = _discard
         table = self._clients if txn.is_client else self._servers
         if table.get(txn.key) is txn:
             del table[txn.key]
@@ -533,11 +536,10 @@ class TransactionManager(service.Service):
             self._log.info("{count} transactions still open at shutdown: dropped",
                            count=len(txns))
         for txn in txns:
-            call = txn.timer
-            if call is not None:
-                call.cancel()
-                txn.timer = None
-                txn.timer_at = None
+            txn.timer = None
+            txn.timer_at = None
+            txn._send = _discard
+        self._timers.clear()
         self._clients.clear()
         self._servers.clear()
         self._merge.clear()

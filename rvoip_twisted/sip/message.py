@@ -11,7 +11,7 @@ header drops the cache.
 
 from .errors import SIPParseError
 from .headers import (
-    CANONICAL, LIST_HEADERS, CSeq, NameAddr, Via, is_token, parse_int,
+    CANONICAL, CANONICAL_FAST, LIST_HEADERS, CSeq, NameAddr, Via, is_token, parse_int,
     split_list,
 )
 from .ids import new_tag
@@ -47,8 +47,22 @@ REASONS = {
 _COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
+_KNOWN_NAMES = frozenset(CANONICAL.values())
+_fast_key = CANONICAL_FAST.get
+
+
 def _key(name):
-    return CANONICAL.get(name.lower(), name)
+    """The canonical spelling of a header name (unknown names as given)."""
+    return _fast_key(name) or CANONICAL.get(name.lower(), name)
+
+
+def _canonical(headers):
+    """C{headers} with every known name in its canonical spelling."""
+    known = _KNOWN_NAMES
+    for n, _ in headers:
+        if n not in known:
+            return [(_key(n), v) for n, v in headers]
+    return headers
 
 
 class Message:
@@ -62,7 +76,9 @@ class Message:
     def __init__(self, headers=None, body=b""):
         # parser._parse_request_line fills these slots directly: keep it
         # in step when adding one.
-        self.headers = headers if headers is not None else []
+        # Known names are stored canonical (so are the parser's), so a
+        # lookup of a known name compares strings, nothing lower-cased.
+        self.headers = _canonical(headers) if headers is not None else []
         self.body = body
         self._cache = {}
         #: (transport, host, port) it came from; set by transports.
@@ -80,12 +96,19 @@ class Message:
 
     # -- raw access
 
+    def _matcher(self, name):
+        """
+        C{(canonical name, lower-cased name or None)}: a known name is
+        matched by equality alone; an unknown one case-insensitively.
+        """
+        name = _key(name)
+        return name, (None if name in _KNOWN_NAMES else name.lower())
+
     def get(self, name, default=None):
         """The first value of a header (the first element of a list header)."""
-        name = _key(name)
-        lname = name.lower()
+        name, lname = self._matcher(name)
         for n, v in self.headers:
-            if n == name or n.lower() == lname:
+            if n == name or (lname is not None and n.lower() == lname):
                 if name in LIST_HEADERS:
                     return split_list(v)[0]
                 return v
@@ -93,12 +116,11 @@ class Message:
 
     def get_all(self, name):
         """Every value of a header, list headers split on their commas."""
-        name = _key(name)
-        lname = name.lower()
+        name, lname = self._matcher(name)
         out = []
         split = name in LIST_HEADERS
         for n, v in self.headers:
-            if n == name or n.lower() == lname:
+            if n == name or (lname is not None and n.lower() == lname):
                 if split:
                     out.extend(split_list(v))
                 else:
@@ -106,10 +128,9 @@ class Message:
         return out
 
     def has(self, name):
-        name = _key(name)
-        lname = name.lower()
+        name, lname = self._matcher(name)
         for n, _ in self.headers:
-            if n == name or n.lower() == lname:
+            if n == name or (lname is not None and n.lower() == lname):
                 return True
         return False
 

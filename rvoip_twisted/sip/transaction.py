@@ -242,7 +242,10 @@ class Transaction:
     (A, E, G or Timer 100) and the one that ends the current state (B, D,
     F, H, I, J, K, L, M).  L{deadline} is the earlier of the two.
 
-    @ivar request: the request that created the transaction.
+    @ivar request: the request that created the transaction (a server
+        transaction drops it once its final response is sent, see
+        L{ServerTransaction}).
+    @ivar method: the request's method.
     @ivar state: one of the module's state constants.
     @ivar reliable: whether the transport is reliable (no retransmissions,
         zero D/I/J/K).
@@ -250,7 +253,7 @@ class Transaction:
     """
 
     __slots__ = (
-        "request", "state", "reliable", "config", "_send", "_owner",
+        "request", "method", "state", "reliable", "config", "_send", "_owner",
         "_retx_at", "_retx_name", "_interval", "_end_at", "_end_name",
     )
 
@@ -259,6 +262,7 @@ class Transaction:
 
     def __init__(self, request, owner, send, config=None, reliable=None):
         self.request = request
+        self.method = request.method
         self.state = None
         self.config = config if config is not None else DEFAULT_CONFIG
         if reliable is None:
@@ -273,12 +277,10 @@ class Transaction:
         self._end_name = None
 
     @property
-    def method(self):
-        return self.request.method
-
-    @property
     def branch(self):
-        return self.request.top_via.branch
+        """The top Via branch (C{None} once a server transaction let its request go)."""
+        request = self.request
+        return request.top_via.branch if request is not None else None
 
     @property
     def terminated(self):
@@ -370,7 +372,7 @@ class Transaction:
 
     def __repr__(self):
         return "<%s %s %s %s>" % (
-            type(self).__name__, self.request.method, self.branch, self.state)
+            type(self).__name__, self.method, self.branch, self.state)
 
 
 class ClientTransaction(Transaction):
@@ -556,7 +558,15 @@ class ServerTransaction(Transaction):
     A server transaction: created by a received request, answered by the
     TU through L{respond}.
 
-    @ivar last_response: the last response the TU sent through it.
+    Once the final response is sent, all a non-INVITE transaction (or an
+    INVITE one answered 2xx) does is absorb retransmissions for 32 s,
+    re-sending bytes: it then drops C{request} and C{last_response}, so
+    the tens of thousands lingering at a high call rate hold a few small
+    objects each, not two parsed messages.  (An INVITE answered 300-699
+    keeps them: it needs C{last_response} to match an RFC 2543 ACK.)
+
+    @ivar last_response: the last response the TU sent through it
+        (C{None} once released).
     """
 
     __slots__ = ("last_response", "_last_bytes", "_provisional", "_final")
@@ -577,8 +587,12 @@ class ServerTransaction(Transaction):
     @property
     def final_sent(self):
         """Whether a final response went out through this transaction."""
-        r = self.last_response
-        return r is not None and r.status >= 200
+        return self._final is not None
+
+    def _release(self):
+        """Let the request and the response objects go (see the class docstring)."""
+        self.request = None
+        self.last_response = None
 
     def start(self, now):
         """Enter the first state and start its timers.  Call once."""
@@ -685,7 +699,9 @@ class InviteServerTransaction(ServerTransaction):
                 self._provisional = data
             elif status < 300:
                 self.state = ACCEPTED
+                self._final = data
                 self._set_end("L", now + 64 * self.config.t1)
+                self._release()
             else:
                 self.state = COMPLETED
                 self._final = data
@@ -696,7 +712,7 @@ class InviteServerTransaction(ServerTransaction):
             self._send(data)
             return True
         if state == ACCEPTED and 200 <= status < 300:
-            self._send(self._bytes(response))
+            self._send(response.to_bytes())
             return True
         if state == TERMINATED:
             return False
@@ -765,6 +781,7 @@ class NonInviteServerTransaction(ServerTransaction):
             return True
         self.state = COMPLETED
         self._final = data
+        self._release()
         if self.reliable:
             self._send(data)
             if self.state == COMPLETED:

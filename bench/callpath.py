@@ -1,0 +1,225 @@
+"""The server's CPU cost of one whole call, in process (no SIPp, no kernel round trips):
+``python -m bench.callpath [--calls N] [--profile FILE]``.
+
+The real ``SIPServer`` with the echo app, whose SIP UDP socket is replaced by one that
+keeps what is sent; every call is the bytes SIPp's built-in UAC sends (INVITE with SDP,
+ACK, BYE) fed to ``SIPTransport.datagram_received``.  Time runs on a ``Clock`` advanced
+1/RATE s per call (``--rate``, default 1000), so timers fire (Timer J/K/L, the 2xx
+retransmission cancelled by the ACK, port recycling) as they would under that load;
+RTP ports are real sockets from the media pool.  Prints microseconds of CPU per call,
+the best of three runs; ``--profile`` writes a cProfile of one run.
+
+The SIPp CPS benchmark (``python -m bench cps``) is the figure that counts; this one
+exists to see the per-call cost of a change in seconds, without the noise of two
+processes sharing two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import heapq
+import time
+
+from twisted.internet import reactor as _real_reactor
+from twisted.internet.base import DelayedCall
+
+SDP = (
+    b"v=0\r\n"
+    b"o=user1 53655765 2353687637 IN IP4 127.0.0.1\r\n"
+    b"s=-\r\n"
+    b"c=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\n"
+    b"m=audio 6000 RTP/AVP 0\r\n"
+    b"a=rtpmap:0 PCMU/8000\r\n"
+)
+
+INVITE = (
+    "INVITE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-1-0\r\n"
+    "From: sipp <sip:sipp@127.0.0.1:5061>;tag={n}SIPpTag001\r\n"
+    "To: service <sip:service@127.0.0.1:5060>\r\n"
+    "Call-ID: {n}-1@127.0.0.1\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "Contact: sip:sipp@127.0.0.1:5061\r\n"
+    "Max-Forwards: 70\r\n"
+    "Subject: Performance Test\r\n"
+    "Content-Type: application/sdp\r\n"
+    "Content-Length: {length}\r\n\r\n"
+)
+
+ACK = (
+    "ACK sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-1-5\r\n"
+    "From: sipp <sip:sipp@127.0.0.1:5061>;tag={n}SIPpTag001\r\n"
+    "To: service <sip:service@127.0.0.1:5060>{to_tag}\r\n"
+    "Call-ID: {n}-1@127.0.0.1\r\n"
+    "CSeq: 1 ACK\r\n"
+    "Contact: sip:sipp@127.0.0.1:5061\r\n"
+    "Max-Forwards: 70\r\n"
+    "Subject: Performance Test\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
+
+BYE = (
+    "BYE sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-1-7\r\n"
+    "From: sipp <sip:sipp@127.0.0.1:5061>;tag={n}SIPpTag001\r\n"
+    "To: service <sip:service@127.0.0.1:5060>{to_tag}\r\n"
+    "Call-ID: {n}-1@127.0.0.1\r\n"
+    "CSeq: 2 BYE\r\n"
+    "Contact: sip:sipp@127.0.0.1:5061\r\n"
+    "Max-Forwards: 70\r\n"
+    "Subject: Performance Test\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+class _Reactor:
+    """Simulated time (a heap of DelayedCalls: ``task.Clock`` sorts its list on every
+    callLater, too slow for thousands of timers); sockets (RTP ports) from the real
+    reactor."""
+
+    def __init__(self):
+        self.now = 1000.0
+        self._heap = []
+        self._seq = 0
+
+    def seconds(self):
+        return self.now
+
+    def callLater(self, delay, f, *args, **kw):
+        call = DelayedCall(self.now + delay, f, args, kw, _ignore, self._push,
+                           seconds=self.seconds)
+        self._push(call)
+        return call
+
+    def _push(self, call):
+        self._seq += 1
+        heapq.heappush(self._heap, (call.getTime(), self._seq, call))
+
+    def advance(self, amount):
+        self.now += amount
+        heap = self._heap
+        while heap and heap[0][0] <= self.now:
+            when, _, call = heapq.heappop(heap)
+            if call.cancelled or call.called or call.getTime() != when:
+                continue
+            call.called = 1
+            call.func(*call.args, **call.kw)
+
+    def listenUDP(self, *args, **kwargs):
+        return _real_reactor.listenUDP(*args, **kwargs)
+
+    def addReader(self, reader):
+        return _real_reactor.addReader(reader)
+
+    def removeReader(self, reader):
+        return _real_reactor.removeReader(reader)
+
+
+def _ignore(call):
+    pass
+
+
+class _Socket:
+    """The SIP UDP socket: keeps the last datagram sent."""
+
+    def __init__(self):
+        self.last = b""
+        self.sent = 0
+
+    def sendto(self, data, addr):
+        self.last = data
+        self.sent += 1
+        return len(data)
+
+
+def _to_tag(response: bytes) -> str:
+    start = response.index(b"\nTo:")
+    line = response[start:response.index(b"\r\n", start)]
+    return ";tag=" + line.split(b";tag=")[1].decode()
+
+
+def build():
+    from rvoip_twisted.apps.echo import EchoApp
+    from rvoip_twisted.service.server import SIPServer
+
+    clock = _Reactor()
+    server = SIPServer(reactor=clock, listen=["udp:0:interface=127.0.0.1"], handler=EchoApp(),
+                       rtp_ports=(30000, 40000))
+    server.startService()
+    proto = server.transport._udp[next(iter(server.transport._udp))]
+    sock = _Socket()
+    proto.socket = sock
+    return server, clock, proto, sock
+
+
+def run_calls(server, clock, proto, sock, first: int, count: int, rate: float) -> float:
+    receive = server.transport.datagram_received
+    addr = ("127.0.0.1", 5061)
+    step = 1.0 / rate
+    body = SDP
+    elapsed = 0.0
+    for n in range(first, first + count):
+        invite = INVITE.format(n=n, length=len(body)).encode() + body
+        t0 = time.process_time()
+        receive(invite, addr, proto)
+        elapsed += time.process_time() - t0
+        answer = sock.last
+        if not answer.startswith(b"SIP/2.0 200"):
+            raise SystemExit("call %d: no 200 (last sent: %r)" % (n, answer[:60]))
+        tag = _to_tag(answer)
+        ack = ACK.format(n=n, to_tag=tag).encode()
+        bye = BYE.format(n=n, to_tag=tag).encode()
+        t0 = time.process_time()
+        receive(ack, addr, proto)
+        receive(bye, addr, proto)
+        clock.advance(step)
+        elapsed += time.process_time() - t0
+        if not sock.last.startswith(b"SIP/2.0 200"):
+            raise SystemExit("call %d: BYE not answered 200" % n)
+    return elapsed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.callpath", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--rate", type=float, default=1000.0, help="simulated calls/s")
+    parser.add_argument("--profile", help="write a cProfile of the last run here")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    from rvoip_twisted import logs
+    from rvoip_twisted.service.server import tune_gc
+
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    logs.set_level("info")
+    # as under twistd: every event formatted and written to a file
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(open("/dev/null", "w"))],
+                                     redirectStandardIO=False)
+    server, clock, proto, sock = build()
+    tune_gc()
+    run_calls(server, clock, proto, sock, 0, 1000, args.rate)   # warm-up: pool, caches
+    results = []
+    first = 1000
+    for i in range(args.runs):
+        profiler = cProfile.Profile() if (args.profile and i == args.runs - 1) else None
+        if profiler:
+            profiler.enable()
+        seconds = run_calls(server, clock, proto, sock, first, args.calls, args.rate)
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        first += args.calls
+        results.append(seconds / args.calls * 1e6)
+    clock.advance(64)
+    stats = server.stats()
+    print("us/call: best %.1f  (runs: %s)" % (min(results), ", ".join("%.1f" % r for r in results)))
+    print("tables after 64 s: %s" % stats)
+    gc.collect()
+
+
+if __name__ == "__main__":
+    main()
