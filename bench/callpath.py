@@ -205,7 +205,7 @@ def main(argv=None):
     results = []
     first = 1000
     for i in range(args.runs):
-        profiler = cProfile.Profile() if (args.profile and i == args.runs - 1) else None
+        profiler = cProfile.Profile(time.process_time) if (args.profile and i == args.runs - 1) else None
         if profiler:
             profiler.enable()
         seconds = run_calls(server, clock, proto, sock, first, args.calls, args.rate)

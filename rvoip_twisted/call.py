@@ -143,11 +143,12 @@ class Call:
         self._answered = defer.Deferred()
         response = self._invite.response(
             200, to_tag=self.local_tag, body=body, headers=self._answer_headers(body))
-        self._invite_txn.respond(response)
+        txn = self._invite_txn
+        txn.respond(response)
+        # the bytes and destination the transaction used, not computed again
         s.dialogs.retransmit_answer_until_ack(
-            self.dialog.id, response.to_bytes(),
-            s.transport.response_destination(self._invite),
-            self._invite.top_via.reliable, self._ack_timeout)
+            self.dialog.id, txn.final_bytes or response.to_bytes(), txn.dest,
+            txn.reliable, self._ack_timeout)
         if not self._late_offer:
             self.media.start()
         self._sessions._log_call_answered(self)

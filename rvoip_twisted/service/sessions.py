@@ -7,8 +7,6 @@ creates a L{Call} for each new INVITE and hands it to the application, and
 places outgoing calls.  It decides; the layers below do the mechanics.
 """
 
-import secrets
-
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -16,6 +14,7 @@ from twisted.logger import Logger
 from ..call import Call, CallFailed
 from ..logs import LEVEL
 from ..sip.dialog import new_call_id
+from ..sip.ids import new_tag
 from ..sip.errors import SIPError, SIPParseError
 from ..sip.headers import split_list
 
@@ -54,9 +53,7 @@ class SessionManager(service.Service):
         #: extra request handlers by method (the registrar adds REGISTER).
         self.methods = {}
 
-    @staticmethod
-    def new_tag():
-        return secrets.token_hex(5)
+    new_tag = staticmethod(new_tag)
 
     # ------------------------------------------------------------ TU events
 

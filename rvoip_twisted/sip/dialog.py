@@ -15,11 +15,10 @@ an ID is always three strings except for a UAC dialog created before any
 tagged response, whose remote tag is C{None}.
 """
 
-import secrets
 
 from .errors import SIPError
 from .headers import CSeq, NameAddr
-from .ids import BRANCH_MAGIC, new_branch, new_call_id, new_tag
+from .ids import BRANCH_MAGIC, new_branch, new_call_id, new_tag, random_below
 from .message import Request
 
 #: requests that carry our Contact (RFC 3261 12.2.1.1, RFC 3311, 3515, 6665).
@@ -176,7 +175,7 @@ class Dialog:
         if target is None:
             raise DialogError("Missing Contact in " + request.method, 400)
         if local_cseq is None:
-            local_cseq = secrets.randbelow(UAS_CSEQ_RANGE)
+            local_cseq = random_below(UAS_CSEQ_RANGE)
         return cls(
             call_id=request.call_id,
             local_tag=local_tag,

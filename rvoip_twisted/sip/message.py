@@ -11,8 +11,8 @@ header drops the cache.
 
 from .errors import SIPParseError
 from .headers import (
-    CANONICAL, CANONICAL_FAST, LIST_HEADERS, CSeq, NameAddr, Via, is_token, parse_int,
-    split_list,
+    _NAME_ADDR_SIP_RE, CANONICAL, CANONICAL_FAST, LIST_HEADERS, CSeq, NameAddr, Via,
+    _split_params, is_token, parse_int, split_list,
 )
 from .ids import new_tag
 from .uri import URI, parse_uri
@@ -48,6 +48,8 @@ _COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 _KNOWN_NAMES = frozenset(CANONICAL.values())
+#: the header parameters' group in a From/To match (see NameAddr.from_match)
+_PARAMS_GROUP = _NAME_ADDR_SIP_RE.groups
 _fast_key = CANONICAL_FAST.get
 
 
@@ -247,13 +249,33 @@ class Message:
         """The To header (a L{NameAddr})."""
         return self._name_addr("To", "to")
 
+    def _tag(self, name, key):
+        # The tag alone, without building the NameAddr and its URI when the
+        # parser left the header's match pending (ACK and BYE need only
+        # the tags, to find their dialog).
+        c = self._cache
+        tag_key = key + "-tag"
+        if tag_key in c:
+            return c[tag_key]
+        value = c.get(key)
+        if value is None:
+            m = c.get(key + "?")
+            if m is not None:
+                ptext = m.group(_PARAMS_GROUP)
+                tag = _split_params(ptext[1:]).get("tag") if ptext else None
+                c[tag_key] = tag
+                return tag
+            value = self._name_addr(name, key)
+        tag = c[tag_key] = value.params.get("tag")
+        return tag
+
     @property
     def from_tag(self):
-        return self.from_.params.get("tag")
+        return self._tag("From", "from")
 
     @property
     def to_tag(self):
-        return self.to.params.get("tag")
+        return self._tag("To", "to")
 
     @property
     def vias(self):

@@ -589,6 +589,11 @@ class ServerTransaction(Transaction):
         """Whether a final response went out through this transaction."""
         return self._final is not None
 
+    @property
+    def final_bytes(self):
+        """The final response as sent (bytes), or C{None}."""
+        return self._final
+
     def _release(self):
         """Let the request and the response objects go (see the class docstring)."""
         self.request = None

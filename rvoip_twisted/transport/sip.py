@@ -165,6 +165,7 @@ class SIPTransport:
         self._tcp_listening = False
         self._connections = {}  # (host, port) -> SIPStreamProtocol (open or pending)
         self._resolved = {}
+        self._bound_host = None     # the advertised host when no public_host
         self.received_count = 0
         self.bad_count = 0
         self.dropped_count = 0
@@ -193,11 +194,13 @@ class SIPTransport:
         family = socket.AF_INET6 if ":" in host.host else socket.AF_INET
         self._udp.setdefault(family, proto)
         self._udp_ports.setdefault(family, host.port)
+        self._bound_host = None
 
     def _udp_stopped(self, proto):
         for family, p in list(self._udp.items()):
             if p is proto:
                 del self._udp[family]
+        self._bound_host = None
 
     # -- local addresses
 
@@ -206,11 +209,16 @@ class SIPTransport:
         """The address advertised in Via and Contact."""
         if self.public_host:
             return self.public_host
-        for proto in self._udp.values():
-            h = proto.transport.getHost().host
-            if h not in ("0.0.0.0", "::"):
-                return h
-        return "127.0.0.1"
+        host = self._bound_host        # asked for every Contact: kept
+        if host is None:
+            host = "127.0.0.1"
+            for proto in self._udp.values():
+                h = proto.transport.getHost().host
+                if h not in ("0.0.0.0", "::"):
+                    host = h
+                    break
+            self._bound_host = host
+        return host
 
     @property
     def uri_host(self):
