@@ -16,6 +16,8 @@ Values are frozen attrs classes: change one with C{attrs.evolve} or the
 C{with_*} helpers.
 """
 
+import functools
+
 import attrs
 
 __all__ = [
@@ -81,6 +83,13 @@ class RtpMap:
             return cls(int(pt), parts[0], int(parts[1]), channels)
         except (ValueError, IndexError):
             return None
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_rtpmap(value):
+    # RtpMap values are immutable and the same few strings come in every
+    # offer ("0 PCMU/8000", "101 telephone-event/8000"): parsed once.
+    return RtpMap.parse(value)
 
 
 #: RFC 3551 static payload types, understood without an rtpmap.
@@ -165,12 +174,22 @@ class Connection:
         return "%s %s %s" % (self.nettype, self.addrtype, self.address)
 
 
-def _attributes(value):
+def _pairs(value):
+    """
+    The converter of C{attributes} and C{lines}: a tuple of C{(name,
+    value)} tuples.  A tuple is taken as given (the parser and the
+    negotiator build tuples of tuples); anything else is rebuilt.
+    """
+    if type(value) is tuple:
+        return value
     return tuple((name, val) for name, val in value)
 
 
-def _lines(value):
-    return tuple((kind, val) for kind, val in value)
+_attributes = _lines = _pairs
+
+
+def _formats(value):
+    return value if type(value) is tuple else tuple(value)
 
 
 class _AttributesMixin:
@@ -223,7 +242,7 @@ class MediaDescription(_AttributesMixin):
     media: str
     port: int
     proto: str
-    formats: tuple = attrs.field(converter=tuple)
+    formats: tuple = attrs.field(converter=_formats)
     port_count: int = None
     connection: Connection = None
     attributes: tuple = attrs.field(default=(), converter=_attributes)
@@ -248,7 +267,7 @@ class MediaDescription(_AttributesMixin):
         listed = self.payload_types
         maps = {}
         for value in self.get_attributes("rtpmap"):
-            rtpmap = RtpMap.parse(value or "")
+            rtpmap = _parse_rtpmap(value or "")
             if rtpmap is not None and rtpmap.payload_type not in maps:
                 maps[rtpmap.payload_type] = rtpmap
         out = {}
@@ -306,15 +325,21 @@ class MediaDescription(_AttributesMixin):
         port = str(self.port)
         if self.port_count is not None:
             port += "/%d" % (self.port_count,)
-        out = [("m", " ".join([self.media, port, self.proto] + list(self.formats)))]
-        body = [(self._ORDER.get(kind, 4), kind, value) for kind, value in self.lines]
-        if self.connection is not None:
-            body.append((1, "c", self.connection.format()))
-        body.sort(key=lambda item: item[0])
-        out.extend((kind, value) for _, kind, value in body)
+        out = [("m", " ".join((self.media, port, self.proto) + self.formats))]
+        if self.lines:
+            body = [(self._ORDER.get(kind, 4), kind, value) for kind, value in self.lines]
+            if self.connection is not None:
+                body.append((1, "c", self.connection.format()))
+            body.sort(key=lambda item: item[0])
+            out.extend((kind, value) for _, kind, value in body)
+        elif self.connection is not None:
+            out.append(("c", self.connection.format()))
         out.extend(("a", name if value is None else "%s:%s" % (name, value))
                    for name, value in self.attributes)
         return out
+
+
+_DEFAULT_LINES = (("t", "0 0"),)
 
 
 @attrs.frozen
@@ -331,7 +356,7 @@ class SessionDescription(_AttributesMixin):
     connection: Connection = None
     attributes: tuple = attrs.field(default=(), converter=_attributes)
     media: tuple = attrs.field(default=(), converter=tuple)
-    lines: tuple = attrs.field(default=(("t", "0 0"),), converter=_lines)
+    lines: tuple = attrs.field(default=_DEFAULT_LINES, converter=_lines)
     version: int = 0
 
     def media_connection(self, media):
@@ -356,17 +381,23 @@ class SessionDescription(_AttributesMixin):
             "o=" + self.origin.format(),
             "s=" + (self.session_name or " "),
         ]
-        body = [(self._ORDER.get(kind, 9), kind, value) for kind, value in self.lines]
-        if self.connection is not None:
-            body.append((4, "c", self.connection.format()))
-        if not any(kind == "t" for kind, _ in self.lines):
-            body.append((6, "t", "0 0"))
-        body.sort(key=lambda item: item[0])
-        out.extend("%s=%s" % (kind, value) for _, kind, value in body)
+        lines = self.lines
+        if lines == _DEFAULT_LINES:         # the usual: c= then t=0 0
+            if self.connection is not None:
+                out.append("c=" + self.connection.format())
+            out.append("t=0 0")
+        else:
+            body = [(self._ORDER.get(kind, 9), kind, value) for kind, value in lines]
+            if self.connection is not None:
+                body.append((4, "c", self.connection.format()))
+            if not any(kind == "t" for kind, _ in lines):
+                body.append((6, "t", "0 0"))
+            body.sort(key=lambda item: item[0])
+            out.extend("%s=%s" % (kind, value) for _, kind, value in body)
         out.extend("a=" + (name if value is None else "%s:%s" % (name, value))
                    for name, value in self.attributes)
         for media in self.media:
-            out.extend("%s=%s" % line for line in media._format_lines())
+            out.extend(kind + "=" + value for kind, value in media._format_lines())
         return ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape")
 
     __bytes__ = serialize
@@ -463,6 +494,12 @@ def parse(data):
             session["lines"].append((kind, value))
     if session["origin"] is None:
         raise SdpParseError("SDP without o= line")
+    for m in media:         # tuples: the converters take them as they are
+        m["formats"] = tuple(m["formats"])
+        m["attributes"] = tuple(m["attributes"])
+        m["lines"] = tuple(m["lines"])
+    session["attributes"] = tuple(session["attributes"])
+    session["lines"] = tuple(session["lines"])
     return SessionDescription(
-        media=[MediaDescription(**m) for m in media], version=version, **session
+        media=tuple([MediaDescription(**m) for m in media]), version=version, **session
     )

@@ -208,6 +208,8 @@ class OfferAnswer:
         self._last_key = None
         self._pt_by_name = {}  # (name lower, rate) -> PT agreed earlier
         self._template = None  # the m= lines of our previous description
+        self._origin = None  # the o= (and c=) of it, reused while unchanged
+        self._connection = None
         self._audio_index = 0
 
     # -- building descriptions ---------------------------------------------
@@ -224,17 +226,23 @@ class OfferAnswer:
             self.session_version += 1
         self._last_key = key
         self._template = media
-        return SessionDescription(
-            origin=Origin(
+        address = self.address
+        origin = self._origin
+        if (origin is None or origin.session_version != self.session_version
+                or origin.address != address):
+            origin = self._origin = Origin(
                 self.username,
                 self.session_id,
                 self.session_version,
                 "IN",
-                "IP6" if ":" in self.address else "IP4",
-                self.address,
-            ),
+                "IP6" if ":" in address else "IP4",
+                address,
+            )
+            self._connection = Connection.for_address(address)
+        return SessionDescription(
+            origin=origin,
             session_name=self.session_name,
-            connection=Connection.for_address(self.address),
+            connection=self._connection,
             media=media,
         )
 
@@ -261,7 +269,8 @@ class OfferAnswer:
             attributes.append(("rtcp-mux", None))
         attributes.append((direction, None))
         return MediaDescription(
-            "audio", self.port, proto, [str(pt) for pt, _, _ in entries], attributes=attributes
+            "audio", self.port, proto, tuple([str(pt) for pt, _, _ in entries]),
+            attributes=tuple(attributes),
         )
 
     def create_offer(self, direction=None):
@@ -330,8 +339,9 @@ class OfferAnswer:
         address = _usable_address(connection.host) if connection is not None else None
         return address, direction, not _RECVS[direction]
 
-    def _stream(self, description, media, index, audio, dtmf, our_direction, receive, rtcp_mux):
-        address, _, remote_hold = self._remote_state(description, media)
+    def _stream(self, description, media, index, audio, dtmf, our_direction, receive, rtcp_mux,
+                remote=None):
+        address, _, remote_hold = remote or self._remote_state(description, media)
         ptime = media.ptime if media.ptime and 10 <= media.ptime <= 120 and media.ptime % 10 == 0 else self.ptime
         if address is None:
             remote_rtcp = None
@@ -386,20 +396,21 @@ class OfferAnswer:
             ):
                 audio, dtmf = self._select(media, self.codecs)
                 if audio:
-                    _, remote_direction, _ = self._remote_state(offer, media)
-                    direction = intersect_directions(self.direction, reverse_direction(remote_direction))
+                    remote = self._remote_state(offer, media)
+                    direction = intersect_directions(self.direction, reverse_direction(remote[1]))
                     rtcp_mux = self.rtcp_mux and media.rtcp_mux
                     fmtps = media.fmtps()
                     entries = [(pt, spec, fmtps.get(pt, spec.fmtp)) for pt, spec, _ in audio + dtmf]
                     section = self._audio_section(direction, entries, media.proto, rtcp_mux)
                     receive = {pt: spec.name for pt, spec, _ in audio}
-                    negotiated = self._stream(offer, media, index, audio, dtmf, direction, receive, rtcp_mux)
+                    negotiated = self._stream(offer, media, index, audio, dtmf, direction, receive,
+                                              rtcp_mux, remote)
                     self._audio_index = index
                     for pt, spec, _ in audio + dtmf:
                         self._pt_by_name[spec.name.lower(), spec.clock_rate] = pt
             if section is None:
                 section = MediaDescription(
-                    media.media, 0, media.proto, media.formats or ["0"]
+                    media.media, 0, media.proto, media.formats or ("0",)
                 )
             answer_media.append(section)
         if negotiated is None:
