@@ -193,6 +193,50 @@ class UASTests(SynchronousTestCase):
         self.assertEqual(h.dialogs.stats()["dialogs"], 0)
         self.assertEqual(h.sessions.calls, {})
 
+    def test_call_ended_line(self):
+        """
+        One info line per call, the figures formatted in it; braces in the
+        Call-ID (a legal word character) come out as they are.
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        h = Harness()
+        h.inject(invite(call_id="x{y}z"))
+        ok = h.sent()[0]
+        h.inject(ack(ok.to_tag, call_id="x{y}z"))
+        h.inject(invite(call_id="x{y}z", branch="z9hG4bK3", body=b"", cseq=2,
+                        to_tag=ok.to_tag, method="BYE"))
+        lines = [formatEvent(e) for e in events if e.get("call_id") == "x{y}z"
+                 and formatEvent(e).startswith("call ended")]
+        self.assertEqual(lines, [
+            "call ended call=x{y}z remote=sip:alice@192.0.2.1 reason=remote hangup "
+            "duration=0.0s codec=PCMU sent=0 received=0 lost=0 loss=0.0% jitter=0.0ms "
+            "rtt=-ms mos=-"])
+
+    def test_ended_call_freed_without_the_gc(self):
+        """
+        Nothing of an ended call is left in a reference cycle: the Call is
+        freed by reference counting as soon as the layers let it go (the
+        garbage collector's pauses grow with what survives to it).
+        """
+        import gc
+        import weakref
+        h = Harness()
+        h.inject(invite())
+        ok = h.sent()[0]
+        call = weakref.ref(h.app.calls[0])
+        h.app.calls.clear()
+        h.inject(ack(ok.to_tag))
+        h.inject(invite(branch="z9hG4bK3", body=b"", cseq=2, to_tag=ok.to_tag, method="BYE"))
+        gc.disable()
+        try:
+            h.clock.advance(40)             # Timers J and L: every transaction gone
+            self.assertIsNone(call())
+        finally:
+            gc.enable()
+
     def test_2xx_retransmitted_then_bye_after_64t1(self):
         """Without ACK the 200 goes again at T1, 2T1, 4T1 ... T2, and after 64*T1 a BYE ends the call."""
         h, ok = self.answered_call()

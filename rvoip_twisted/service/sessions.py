@@ -263,8 +263,10 @@ class SessionManager(service.Service):
         self.calls.pop(call.call_id, None)
         self.completed_calls += 1
         q = call.quality()
-        # Formatted here in one step: the observer then formats one field,
-        # not fourteen (a measurable cost at thousands of calls a second).
+        # Formatted here in one step, and given as the event's format with
+        # its braces doubled: the observer's formatter then finds no field
+        # to look up (Twisted's field substitution costs more than the
+        # rest of ending a call; Call-IDs may contain braces).
         line = ("call ended call=%s remote=%s reason=%s duration=%.1fs codec=%s sent=%d "
                 "received=%d lost=%d loss=%s%% jitter=%sms rtt=%sms mos=%s") % (
             call.call_id, call.remote_uri, call.end_reason, call.duration,
@@ -272,7 +274,9 @@ class SessionManager(service.Service):
             q.get("packets_lost", 0), _log_value(q.get("loss_pct")),
             _log_value(q.get("jitter_ms")), _log_value(q.get("rtt_ms")),
             _log_value(q.get("mos"), "%.2f"))
-        self._log.info("{line}", line=line, call_id=call.call_id, quality=q)
+        if "{" in line or "}" in line:
+            line = line.replace("{", "{{").replace("}", "}}")
+        self._log.info(line, call_id=call.call_id, quality=q)
 
     # ------------------------------------------------------------ service
 
