@@ -375,15 +375,24 @@ class Message:
         already checked the start line, Via, From, To, Call-ID, CSeq,
         Max-Forwards and Content-Length.
         """
+        # One pass for the names present (known names are stored
+        # canonical), then only those headers are parsed.
+        present = {name for name, _ in self.headers}
         try:
-            self.contacts
-            self.routes
-            self.record_routes
-            self.content_type
-            self.expires
-            date = self._single("Date")
-            if date is not None and not date.rstrip().endswith("GMT"):
-                raise SIPParseError("Date must be in GMT")
+            if "Contact" in present:
+                self.contacts
+            if "Route" in present:
+                self.routes
+            if "Record-Route" in present:
+                self.record_routes
+            if "Content-Type" in present:
+                self.content_type
+            if "Expires" in present:
+                self.expires
+            if "Date" in present:
+                date = self._single("Date")
+                if date is not None and not date.rstrip().endswith("GMT"):
+                    raise SIPParseError("Date must be in GMT")
         except SIPParseError as e:
             if e.partial is None and isinstance(self, Request):
                 e.partial = self

@@ -26,14 +26,25 @@ UDP_MTU_LIMIT = 1300
 RCVBUF = 4 * 1024 * 1024
 
 
+_ip_literals = {}
+
+
 def is_ip(host):
+    """Whether C{host} is an IPv4 or IPv6 literal (answers kept: asked per send)."""
+    known = _ip_literals.get(host)
+    if known is not None:
+        return known
+    answer = False
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
-            return True
+            answer = True
+            break
         except (OSError, ValueError):
             pass
-    return False
+    if len(_ip_literals) < 4096:
+        _ip_literals[host] = answer
+    return answer
 
 
 def _family(host):
