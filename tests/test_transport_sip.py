@@ -283,3 +283,71 @@ class NextHopTests(SynchronousTestCase):
         self.assertEqual(layer.next_hop(loose, target), Destination("TCP", "192.0.2.7", 5080))
         strict = [NameAddr.parse("<sip:192.0.2.7:5080>")]
         self.assertEqual(layer.next_hop(strict, target), Destination("UDP", "192.0.2.7", 5080))
+
+
+class ByteIdenticalRetransmissionTests(SynchronousTestCase):
+    """
+    A byte-identical retransmission of a request in a live server
+    transaction is handled by the transaction without being parsed; one
+    that differs in any byte takes the parsed path and still matches.
+    """
+
+    def setUp(self):
+        from rvoip_twisted.service.transactions import TransactionManager
+        from rvoip_twisted.transport import sip as sip_transport
+
+        from .test_transaction_manager import FakeTU, answer_with
+        self.answer_with = answer_with
+        self.clock = Clock()
+        self.layer = SIPTransport(self.clock)
+        self.proto = SIPDatagramProtocol(self.layer)
+        self.proto.transport = self.proto.socket = FakeUDPTransport()
+        self.layer._udp_started(self.proto)
+        self.tu = FakeTU(answer_with(180))
+        self.manager = TransactionManager(self.clock, self.layer, self.tu)
+        self.layer.receiver = self.manager
+        self.parsed = []
+        real = sip_transport.parse_message
+
+        def counting(data, *args):
+            self.parsed.append(data)
+            return real(data, *args)
+        self.patch(sip_transport, "parse_message", counting)
+
+    def statuses(self):
+        return [parse_message(data).status for data, _ in self.proto.transport.written]
+
+    def test_identical_retransmission_not_parsed(self):
+        """The same bytes again: the 180 is re-sent, the TU sees one request, one parse."""
+        data = invite()
+        self.proto.datagramReceived(data, ("10.0.0.9", 40000))
+        self.proto.datagramReceived(bytes(bytearray(data)), ("10.0.0.9", 40000))
+        self.assertEqual(self.statuses(), [180, 180])
+        self.assertEqual(len(self.tu.requests), 1)
+        self.assertEqual(len(self.parsed), 1)
+        self.assertEqual(self.layer.received_count, 2)
+        # the re-sent 180 still carries the received/rport stamp
+        resent = parse_message(self.proto.transport.written[1][0])
+        self.assertEqual(resent.top_via.params["rport"], "40000")
+
+    def test_different_bytes_parsed_and_matched(self):
+        """A retransmission differing in one byte is parsed and matched by its branch."""
+        self.proto.datagramReceived(invite(), ("10.0.0.9", 40000))
+        self.proto.datagramReceived(invite(extra=b"Subject: x\r\n"), ("10.0.0.9", 40000))
+        self.assertEqual(self.statuses(), [180, 180])
+        self.assertEqual(len(self.tu.requests), 1)
+        self.assertEqual(len(self.parsed), 2)
+
+    def test_ended_transaction_forgotten(self):
+        """Once the transaction has ended, the same bytes are a new request again."""
+        self.tu.answer = self.answer_with(486)
+        data = invite()
+        self.proto.datagramReceived(data, ("10.0.0.9", 40000))
+        self.proto.datagramReceived(data, ("10.0.0.9", 40000))     # Completed: 486 again
+        self.assertEqual(self.statuses(), [486, 486])
+        self.assertEqual(len(self.manager._raw), 1)
+        self.clock.advance(33)                                     # Timer H, no ACK
+        self.assertEqual(self.manager._raw, {})
+        self.assertEqual(self.manager.stats(), {"server": 0, "client": 0})
+        self.proto.datagramReceived(data, ("10.0.0.9", 40000))
+        self.assertEqual(len(self.tu.requests), 2)

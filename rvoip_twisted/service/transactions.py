@@ -87,6 +87,7 @@ class _Shell:
         self.timer_at = None
         self.merge_key = None
         self.pending_cancel = None
+        self.raw_key = None
 
     def _transmit(self, data):
         # The machines' send callable.  The real transport reports errors
@@ -100,7 +101,7 @@ class _Shell:
 
 
 _SHELL_SLOTS = ("manager", "dest", "key", "owner", "timer", "timer_at", "merge_key",
-                "pending_cancel")
+                "pending_cancel", "raw_key")
 
 
 class _ServerShell(_Shell):
@@ -231,6 +232,10 @@ class TransactionManager(service.Service):
         # (From tag, Call-ID, CSeq) -> server transaction, for requests
         # without a To tag (RFC 3261 8.2.2.2).
         self._merge = {}
+        # hash of a request datagram -> its server transaction: the
+        # byte-identical retransmissions (what UAs send) are absorbed
+        # without being parsed; see retransmission_received.
+        self._raw = {}
         self._waiters = []
         self._drain_call = None
         self._stop_deadline = None
@@ -243,6 +248,26 @@ class TransactionManager(service.Service):
             self._response(msg)
         else:
             self._request(msg)
+
+    def retransmission_received(self, raw_key):
+        """
+        The transport's fast path, before it parses a datagram: C{raw_key}
+        is C{hash(datagram)}.  When it is the key of the request that
+        created a live server transaction, the datagram is a byte-identical
+        retransmission: the transaction handles it (re-sends its last
+        response, or absorbs it) and C{True} is returned; the datagram is
+        not parsed.  Otherwise C{False}: parse and deliver it as usual.
+
+        A datagram that differs in any byte (a retransmission re-formatted
+        by a proxy, say) takes the parsed path and is matched by RFC 3261
+        17.2.3 as always.
+        """
+        txn = self._raw.get(raw_key)
+        if txn is None:
+            return False
+        txn.receive_retransmission(self._reactor.seconds())
+        self._reschedule(txn)
+        return True
 
     def transport_error(self, dest, reason):
         """
@@ -286,6 +311,10 @@ class TransactionManager(service.Service):
         else:
             txn = _NonInviteServer(self, request, dest, key)
         self._servers[key] = txn
+        raw_key = request.raw_key
+        if raw_key is not None:
+            self._raw[raw_key] = txn
+            txn.raw_key = raw_key
         txn.start(now)
         if request.to_tag is None:
             mkey = (request.from_tag, request.call_id, request.cseq)
@@ -484,6 +513,9 @@ class TransactionManager(service.Service):
         mkey = txn.merge_key
         if mkey is not None and self._merge.get(mkey) is txn:
             del self._merge[mkey]
+        raw_key = txn.raw_key
+        if raw_key is not None and self._raw.get(raw_key) is txn:
+            del self._raw[raw_key]
         if self._waiters and not self._clients and not self._servers:
             self._drained()
 
@@ -543,6 +575,7 @@ class TransactionManager(service.Service):
         self._clients.clear()
         self._servers.clear()
         self._merge.clear()
+        self._raw.clear()
         self._drained()
 
     def _drained(self):

@@ -431,12 +431,19 @@ class Message:
 
 
 class Request(Message):
-    """A SIP request: C{method}, C{uri} (a L{URI}), headers, body."""
+    """
+    A SIP request: C{method}, C{uri} (a L{URI}), headers, body.
 
-    __slots__ = ("method", "uri")
+    @ivar raw_key: for a request received in a datagram, C{hash()} of the
+        datagram's bytes (set by the transport): the transaction layer
+        recognises a byte-identical retransmission by it without parsing.
+    """
+
+    __slots__ = ("method", "uri", "raw_key")
 
     def __init__(self, method, uri, headers=None, body=b""):
         Message.__init__(self, headers, body)
+        self.raw_key = None
         self.method = method
         if isinstance(uri, str):
             uri = parse_uri(uri)

@@ -198,6 +198,7 @@ def _parse_request_line(start, headers):
     req.body = b""
     req._cache = {}
     req.source = None
+    req.raw_key = None
     req.method = method
     req.uri = uri
     return req
@@ -224,6 +225,7 @@ def _partial_request(start, headers):
             pass
     req = Request.__new__(Request)
     Message.__init__(req, headers, b"")
+    req.raw_key = None
     req.method = method
     req.uri = uri
     return req

@@ -607,6 +607,14 @@ class ServerTransaction(Transaction):
         """A retransmission of the request, or (INVITE) an ACK matching it."""
         raise NotImplementedError()
 
+    def receive_retransmission(self, now):
+        """
+        A retransmission of the request known without parsing it (its bytes
+        are those of the request that created the transaction): the same
+        as L{receive_request} with a copy of the request.
+        """
+        raise NotImplementedError()
+
     def respond(self, response, now):
         """
         Send a response from the TU: any number of 1xx, then one final
@@ -681,6 +689,10 @@ class InviteServerTransaction(ServerTransaction):
             elif state == ACCEPTED:
                 self._owner.ack_received(request, self)
             return                           # else absorbed
+        self.receive_retransmission(now)
+
+    def receive_retransmission(self, now):
+        state = self.state
         if state == PROCEEDING:
             data = self._provisional
             if data is None:
@@ -766,6 +778,9 @@ class NonInviteServerTransaction(ServerTransaction):
         self.state = TRYING
 
     def receive_request(self, request, now):
+        self.receive_retransmission(now)
+
+    def receive_retransmission(self, now):
         state = self.state
         if state == PROCEEDING:
             self._send(self._provisional)

@@ -265,12 +265,25 @@ class SIPTransport:
     def datagram_received(self, data, addr, proto):
         if len(data) <= 4 and not data.strip(b"\r\n"):
             return  # keep-alive (RFC 5626 "double CRLF" ping)
+        raw_key = hash(data)
+        receiver = self.receiver
+        absorb = getattr(receiver, "retransmission_received", None)
+        if absorb is not None:
+            try:
+                if absorb(raw_key):
+                    self.received_count += 1
+                    return      # a byte-identical retransmission, handled unparsed
+            except Exception:
+                self._log.failure("receiver failed on a retransmission from {addr}", addr=addr)
+                return
         source = Destination("UDP", addr[0], addr[1])
         try:
             msg = parse_message(data, MAX_MESSAGE_SIZE)
         except SIPParseError as e:
             self._answer_error(e, source, None)
             return
+        if isinstance(msg, Request):
+            msg.raw_key = raw_key
         self.message_received(msg, source)
 
     def message_received(self, msg, source):
