@@ -22,9 +22,15 @@ sequence number:
 
 Payloads are opaque objects to the buffer (the media session stores
 C{(payload_type, payload)} tuples).
+
+L{push} and L{pop} run once per packet per stream, for hundreds of streams
+whose state cannot all stay in the CPU cache: the sequence arithmetic is
+inlined, and the frames played are remembered in a fixed ring of machine
+integers (one store per frame; no set to grow and trim, no int objects kept
+alive per frame and freed seconds later).
 """
 
-from .packet import seq_diff
+from array import array
 
 __all__ = ["JitterBuffer", "MISSING", "ACCEPTED", "DUPLICATE", "LATE"]
 
@@ -47,6 +53,8 @@ DUPLICATE = "duplicate"
 LATE = "late"
 
 _RESYNC = 3000  # a jump bigger than this restarts the stream (RFC 3550 MAX_DROPOUT)
+#: Frames remembered as played, to tell a duplicate from a late packet.
+_PLAYED = 128
 
 
 class JitterBuffer:
@@ -54,7 +62,8 @@ class JitterBuffer:
     See the module docstring for the policy.
 
     @ivar accepted: packets stored.
-    @ivar duplicates: packets dropped as duplicates.
+    @ivar duplicates: packets dropped as duplicates (of a packet buffered,
+        or played within the last 128 frames).
     @ivar late: packets dropped as too late.
     @ivar concealed: frames answered with L{MISSING}.
     @ivar skipped: packets dropped to bring the delay back to the target.
@@ -67,6 +76,7 @@ class JitterBuffer:
         self.frame_duration = frame_duration
         self.target_frames = max(1, int(round(depth / frame_duration)))
         self.slack = slack
+        self._max_behind = self.target_frames + slack
         self.max_stall = max_stall
         self.max_packets = max_packets
         self.accepted = 0
@@ -86,7 +96,7 @@ class JitterBuffer:
         self._first_arrival = None
         self._playing = False
         self._stall = 0
-        self._played = set()
+        self._played = array("q", [-1]) * _PLAYED  # ext seq of the frames played, by ext % _PLAYED
 
     def __len__(self):
         return len(self._packets)
@@ -108,14 +118,15 @@ class JitterBuffer:
         if ref is None:
             ext = seq + 0x10000  # leave room below for reordered packets
         else:
-            delta = seq_diff(seq, ref & 0xFFFF)
+            delta = ((seq - ref + 0x8000) & 0xFFFF) - 0x8000  # seq_diff(seq, ref & 0xFFFF)
             if delta > _RESYNC or delta < -_RESYNC:
                 self.reset()
                 ext = seq + 0x10000
             else:
                 ext = ref + delta
-        if self._next is not None and ext < self._next:
-            if ext in self._played:
+        nxt = self._next
+        if nxt is not None and ext < nxt:
+            if self._played[ext % _PLAYED] == ext:
                 self.duplicates += 1
                 return DUPLICATE
             self.late += 1
@@ -156,7 +167,7 @@ class JitterBuffer:
         nxt = self._next
         if packets:
             # too much buffered (a burst after a stall): skip to the target
-            excess = self._ref - nxt + 1 - (self.target_frames + self.slack)
+            excess = self._ref - nxt + 1 - self._max_behind
             while excess > 0:
                 if nxt in packets:
                     del packets[nxt]
@@ -169,11 +180,7 @@ class JitterBuffer:
             if payload is MISSING:
                 self.concealed += 1
                 return payload
-            played = self._played
-            played.add(nxt)
-            played.discard(nxt - 128)
-            if len(played) > 256:  # after skips: keep only the recent window
-                self._played = {p for p in played if p > nxt - 128}
+            self._played[nxt % _PLAYED] = nxt
             return payload
         # underrun: conceal without advancing
         self._next = nxt

@@ -37,7 +37,7 @@ from ..rtp.rtcp import (
 )
 from ..rtp.stats import ReceiveStats
 from ..sdp.negotiate import OfferAnswer
-from ..transport.rtp import listen_rtp
+from ..transport.rtp import default_listener
 from .clock import MediaClock
 
 __all__ = ["PortsExhausted", "MediaManager", "MediaSession", "estimate_mos"]
@@ -53,8 +53,11 @@ MAX_BURST = 10
 #: seconds, so late packets of the old call cannot be taken for the new one
 #: (symmetric RTP latches on the first source it hears).
 RECYCLE_AFTER = 0.5
-#: The RTCP round is spread over this many turns of the RTCP loop.
-RTCP_SLICES = 10
+#: The RTCP round is spread evenly over this many turns of the RTCP loop
+#: (50 ms apart with the default 5 s interval): a turn reports a few
+#: sessions, so a thousand calls' reports (about 30 us each) never hold the
+#: reactor, and the media clock due in it, for milliseconds.
+RTCP_SLICES = 100
 #: At most this many idle port pairs stay open; older ones are closed.
 POOL_MAX = 512
 #: Pause between two digits of L{MediaSession.send_dtmf}, in ms.
@@ -490,6 +493,9 @@ class MediaSession:
         else:
             self._credit_ms += frames * self._period_ms
             count, self._credit_ms = divmod(self._credit_ms, self._ptime)
+        if count == 1:  # the steady state
+            self._frame(now)
+            return
         if count > MAX_BURST:
             skipped = count - MAX_BURST
             self._ts = (self._ts + skipped * self._ts_inc) & 0xFFFFFFFF
@@ -553,7 +559,6 @@ class MediaSession:
         Pull one frame from the jitter buffer: write PCM to the sink and
         return the payload to echo (or C{None}).
         """
-        need = 2 * self._frame_samples
         sink = self._sink
         echo_payload = None
         pcm = None
@@ -563,7 +568,7 @@ class MediaSession:
                 return None
             codec = None if item is MISSING else self._recv_codecs.get(item[0])
             if codec is None:  # lost (or a payload type renegotiated away)
-                pcm = bytes(need)
+                pcm = bytes(2 * self._frame_samples)
             else:
                 payload = item[1]
                 if self._echo and codec is self._codec and len(payload) == self._frame_payload_len:
@@ -572,11 +577,11 @@ class MediaSession:
                         pcm = codec.decode(payload)
                 else:
                     pcm = codec.decode(payload)
-                    if len(pcm) != need:
+                    if len(pcm) != 2 * self._frame_samples:
                         self._fifo += pcm
                         pcm = None
         if pcm is None and echo_payload is None:
-            pcm = self._fill_from_fifo(now, need)
+            pcm = self._fill_from_fifo(now, 2 * self._frame_samples)
             if pcm is None:
                 return None
         if sink is not None and pcm is not None:
@@ -819,12 +824,19 @@ class MediaManager(Service):
         frame; after a reactor stall a session sends every due frame, up to
         C{MAX_BURST} (200 ms), beyond which the RTP timestamp still advances
         with real time but those frames are not sent.
-      - RTCP: one C{LoopingCall} every C{rtcp_interval} seconds visits every
-        session (SR if it sent since the last report, else RR; SDES CNAME);
-        BYE on stop.  rtcp-mux is offered and used when the peer agrees.
+      - RTCP: one C{LoopingCall} visits every session once per
+        C{rtcp_interval} seconds, a few per turn (SR if it sent since the
+        last report, else RR; SDES CNAME); BYE on stop.  rtcp-mux is
+        offered and used when the peer agrees.
+      - Sockets: bound by C{rtp_listener} (C{listen(port, interface,
+        receiver)} returning an L{rvoip_twisted.transport.rtp.RtpEndpoint});
+        by default L{rvoip_twisted.transport.rtp.default_listener}: every
+        RTP/RTCP socket read through one epoll on Linux,
+        C{reactor.listenUDP} elsewhere.
 
     @ivar sessions: C{{call_id: MediaSession}} of the sessions not stopped.
     @ivar clock: the L{MediaClock}.
+    @ivar rtp_listener: what binds the ports (see above).
     """
 
     _log = Logger()
@@ -843,6 +855,7 @@ class MediaManager(Service):
         jitter_depth=0.06,
         registry=REGISTRY,
         random=None,
+        rtp_listener=None,
     ):
         low, high = port_range
         low += low & 1  # RTP on even ports
@@ -858,6 +871,7 @@ class MediaManager(Service):
         self.jitter_depth = jitter_depth
         self.registry = registry
         self.codec_preferences = registry.preferences(codecs)
+        self.rtp_listener = rtp_listener if rtp_listener is not None else default_listener(reactor)
         self._random = random if random is not None else _random.Random()
         self._free = collections.deque(range(low, high, 2))  # RTP ports; RTCP = +1 <= high
         if self._free and self._free[-1] + 1 > high:
@@ -867,7 +881,8 @@ class MediaManager(Service):
         #: idle open port pairs, oldest first: (released_at, port, rtp, rtcp)
         self._pool = collections.deque()
         self._rtcp_round = []
-        self._rtcp_slices_left = 0
+        self._rtcp_turn = RTCP_SLICES  # the next turn starts a round
+        self._rtcp_done = 0
         self.sessions = {}
         self.clock = MediaClock(reactor, tick=tick, period=ptime / 1000.0)
         self._rtcp_loop = None
@@ -906,19 +921,22 @@ class MediaManager(Service):
 
     def _send_reports(self):
         """
-        One slice of the RTCP round: every session reports once per
-        C{rtcp_interval}, but the sessions are spread over RTCP_SLICES
-        turns of the loop, so a thousand reports never stall the reactor
-        (and the media clock) at once.
+        One turn of the RTCP round: every session reports once per
+        C{rtcp_interval} (a round is RTCP_SLICES turns), the sessions spread
+        evenly over the turns (a lone session at the round's end), so a
+        thousand reports never stall the reactor (and the media clock) at
+        once.  A session that ends during the round is skipped; one that
+        starts waits for the next round.
         """
-        now = self.reactor.seconds()
-        if not self._rtcp_round:
+        if self._rtcp_turn >= RTCP_SLICES:
             self._rtcp_round = list(self.sessions.values())
-            self._rtcp_slices_left = RTCP_SLICES
-        take = -(-len(self._rtcp_round) // self._rtcp_slices_left)
-        self._rtcp_slices_left -= 1
-        batch = self._rtcp_round[:take]
-        del self._rtcp_round[:take]
+            self._rtcp_turn = 0
+            self._rtcp_done = 0
+        self._rtcp_turn += 1
+        end = self._rtcp_turn * len(self._rtcp_round) // RTCP_SLICES
+        batch = self._rtcp_round[self._rtcp_done:end]
+        self._rtcp_done = end
+        now = self.reactor.seconds()
         for session in batch:
             try:
                 session.send_rtcp(now)
@@ -955,15 +973,16 @@ class MediaManager(Service):
         if pool and self.reactor.seconds() - pool[0][0] >= RECYCLE_AFTER:
             return self._from_pool()
         free = self._free
+        listen = self.rtp_listener.listen
         for _ in range(len(free)):
             port = free.popleft()
             try:
-                rtp = listen_rtp(self.reactor, port, self.bind_host, _drop)
+                rtp = listen(port, self.bind_host, _drop)
             except CannotListenError:
                 free.append(port)
                 continue
             try:
-                rtcp = listen_rtp(self.reactor, port + 1, self.bind_host, _drop)
+                rtcp = listen(port + 1, self.bind_host, _drop)
             except CannotListenError:
                 self._release_later(port, [rtp.close()])
                 continue
