@@ -24,6 +24,8 @@ import time
 
 from twisted.internet import reactor as _real_reactor
 from twisted.internet.base import DelayedCall
+from twisted.internet.interfaces import IReactorFDSet
+from zope.interface import implementer
 
 SDP = (
     b"v=0\r\n"
@@ -76,6 +78,7 @@ BYE = (
 )
 
 
+@implementer(IReactorFDSet)
 class _Reactor:
     """Simulated time (a heap of DelayedCalls: ``task.Clock`` sorts its list on every
     callLater, too slow for thousands of timers); sockets (RTP ports) from the real
@@ -112,11 +115,28 @@ class _Reactor:
     def listenUDP(self, *args, **kwargs):
         return _real_reactor.listenUDP(*args, **kwargs)
 
+    # IReactorFDSet, so the media layer reads RTP through its epoll set as
+    # in the server (nothing arrives here: no RTP is sent to it)
     def addReader(self, reader):
         return _real_reactor.addReader(reader)
 
     def removeReader(self, reader):
         return _real_reactor.removeReader(reader)
+
+    def addWriter(self, writer):
+        return _real_reactor.addWriter(writer)
+
+    def removeWriter(self, writer):
+        return _real_reactor.removeWriter(writer)
+
+    def getReaders(self):
+        return _real_reactor.getReaders()
+
+    def getWriters(self):
+        return _real_reactor.getWriters()
+
+    def removeAll(self):
+        return _real_reactor.removeAll()
 
 
 def _ignore(call):
@@ -148,7 +168,7 @@ def build():
 
     clock = _Reactor()
     server = SIPServer(reactor=clock, listen=["udp:0:interface=127.0.0.1"], handler=EchoApp(),
-                       rtp_ports=(30000, 40000))
+                       rtp_ports=(50000, 60000))   # clear of the tests' ranges
     server.startService()
     proto = server.transport._udp[next(iter(server.transport._udp))]
     sock = _Socket()

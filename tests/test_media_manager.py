@@ -835,6 +835,20 @@ class RtcpTests(ManagerTestCase):
         self.assertIsInstance(packets[-1], rtcp.Bye)
         self.assertEqual(packets[-1].ssrcs, (session.ssrc,))
 
+    def test_no_bye_when_nothing_was_sent(self):
+        """
+        RFC 3550 6.3.7: a session that never sent RTP or RTCP (an echo call
+        ended before any audio came) sends no BYE when it stops.
+        """
+        session, _ = self.answered(self.manager())
+        session.echo()
+        self.advance(0.1)
+        port = session.local_port
+        sockets = (self.reactor.ports[port].socket, self.reactor.ports[port + 1].socket)
+        self.assertEqual([s.sent for s in sockets], [[], []])
+        session.stop()
+        self.assertEqual([s.sent for s in sockets], [[], []])
+
     def test_rtcp_mux(self):
         """
         With rtcp-mux negotiated, RTCP is sent on the RTP port to the RTP

@@ -74,7 +74,19 @@ class MediaClock:
 
         @return: a handle for L{remove}.
         """
-        slot = min(range(self.slots), key=lambda i: (len(self._wheel[i]), (i - self._ticks) % self.slots))
+        # the least loaded slot, the soonest of those (an empty one ends the search)
+        wheel = self._wheel
+        slots = self.slots
+        start = self._ticks
+        slot = start % slots
+        fewest = len(wheel[slot])
+        offset = 1
+        while fewest and offset < slots:
+            i = (start + offset) % slots
+            n = len(wheel[i])
+            if n < fewest:
+                slot, fewest = i, n
+            offset += 1
         key = self._next_key
         self._next_key += 1
         self._wheel[slot][key] = callback

@@ -181,6 +181,7 @@ class MediaSession:
         self.remote_fraction_lost = None
         self.remote_cumulative_lost = None
         self._sent_since_report = False
+        self._rtcp_sent = False
         self._started = False
         self._stopped = False
         self._clock_handle = None
@@ -284,7 +285,8 @@ class MediaSession:
 
     def stop(self):
         """
-        RTCP BYE, close the sockets, release the ports.  Idempotent.
+        RTCP BYE (if we sent anything), close the sockets, release the
+        ports.  Idempotent.
         """
         if self._stopped:
             return
@@ -295,7 +297,9 @@ class MediaSession:
         other, self._relay = self._relay, None
         if other is not None:
             other._unlink()
-        if self._started:
+        if self._started and (self.packets_sent or self._rtcp_sent):
+            # RFC 3550 6.3.7: a participant that never sent an RTP or RTCP
+            # packet must not send a BYE (a call ended before any media).
             report = self._report(self._seconds())
             bye = Bye([self.ssrc], b"")
             self._send_rtcp(serialize_compound(
@@ -790,12 +794,14 @@ class MediaSession:
         if self._rtcp_mux:
             target = self._latched or self._remote
             if target is not None:
+                self._rtcp_sent = True
                 self._rtp.sendto(data, target)
         else:
             target = self._rtcp_latched or self._remote_rtcp
             if target is None and self._latched is not None:
                 target = (self._latched[0], self._latched[1] + 1)
             if target is not None:
+                self._rtcp_sent = True
                 self._rtcp.sendto(data, target)
 
     @staticmethod
