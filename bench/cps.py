@@ -98,6 +98,7 @@ def sipp_uac_step(workdir: Path, target_port: int, rate: int, seconds: float,
     server_cpu = meter.stop() if meter else None
     step = _collect(workdir, rate, calls, proc.returncode, timed_out, wall, server_cpu)
     step["server_runq_wait_pct"] = meter.wait_pct if meter else None
+    step["machine_steal_pct"] = meter.steal_pct if meter else None
     return step
 
 
@@ -214,7 +215,8 @@ class SippUas:
 def _step_rows(steps):
     return [[f"{s['rate']}*" if s.get("fresh_server") else s["rate"], s["achieved_cps"], s["successful"], s["failed"], s["retrans_pct"],
              s["setup_ms_p50"], s["setup_ms_p99"], s["setup_ms_max"], s["server_cpu_pct"],
-             s.get("server_runq_wait_pct"), s.get("server_ended_by_bye"),
+             s.get("server_runq_wait_pct"), s.get("machine_steal_pct"),
+             s.get("server_ended_by_bye"),
              s.get("tables_after", {}).get("server"), s.get("tables_after", {}).get("dialogs"),
              "yes" if s["clean"] else "no: " + (s["why_not_clean"] or "")] for s in steps]
 
@@ -494,11 +496,12 @@ def run(cfg) -> dict:
 
 def report(result: dict) -> str:
     headers = ["rate", "achieved", "ok", "failed", "retr%", "p50ms", "p99ms", "maxms",
-               "srvCPU%", "srv wait%", "srv BYEd", "txns", "dialogs", "clean"]
+               "srvCPU%", "srv wait%", "steal%", "srv BYEd", "txns", "dialogs", "clean"]
     out = [table(headers, _step_rows(result["steps"]),
                  "Signalling CPS: SIPp uac (-d 0, no media) -> rvoip echo server "
                  f"({result['step_seconds']:g} s/step; srv wait% = time the server was "
-                 "runnable but another process had its CPU; txns/dialogs = table sizes at "
+                 "runnable but another process had its CPU; steal% = CPU time the "
+                 "hypervisor took from this VM (both CPUs, 100 = one CPU); txns/dialogs = table sizes at "
                  "the end of the step; srv BYEd = calls the server ended on the caller's "
                  "BYE; * = bisection step, on a fresh server warmed up for 64*T1 at the last "
                  "clean rate)")]

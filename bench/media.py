@@ -84,6 +84,7 @@ def media_step(workdir: Path, n: int, measure: float, warmup: float) -> dict:
                 elif line == "MEASURE-END" and cpu0 is not None:
                     step["server_cpu_pct"] = meter.stop()
                     step["server_runq_wait_pct"] = meter.wait_pct
+                    step["machine_steal_pct"] = meter.steal_pct
                     step["rss_kb_loaded"] = server.rss_kb()
                     try:
                         loaded = server.stats(timeout=5)
@@ -202,13 +203,13 @@ def run(cfg) -> dict:
 
 
 def report(result: dict) -> str:
-    headers = ["N", "up", "srvCPU%", "srv wait%", "pps in", "pps out", "err p50", "err p99",
+    headers = ["N", "up", "srvCPU%", "srv wait%", "steal%", "pps in", "pps out", "err p50", "err p99",
                "err max", "lost", "seq gaps", "echo miss", "RSS/call KB", "ports freed",
                "stalls>10ms", "RTCP round ms", "gen CPU%", "pass"]
     rows = []
     for s in result["steps"]:
         rows.append([s["calls"], s.get("established"), s.get("server_cpu_pct"),
-                     s.get("server_runq_wait_pct"),
+                     s.get("server_runq_wait_pct"), s.get("machine_steal_pct"),
                      s.get("pps_in_to_server"), s.get("pps_out_of_server"),
                      s.get("err_ms_p50"), s.get("err_ms_p99"), s.get("err_ms_max"),
                      s.get("packets_lost"), s.get("server_seq_gaps"), s.get("echo_missing"),
@@ -222,7 +223,8 @@ def report(result: dict) -> str:
                  "Concurrent echo calls (50 pps each way per call; err = |inter-arrival - 20 ms| "
                  f"of the server's packets per stream, ms; {result['measure_seconds']:g} s "
                  "measured per N; srv wait% = time the server was runnable but another "
-                 "process had its CPU; stalls>10ms = media clock calls more than 10 ms late; "
+                 "process had its CPU; steal% = CPU time the hypervisor took from this VM "
+                 "(both CPUs, 100 = one CPU); stalls>10ms = media clock calls more than 10 ms late; "
                  "RTCP round = the longest all-sessions RTCP round in the window)"),
            f"highest N with p99 within +/-{t['err_p99_ms']:g} ms and no loss: "
            f"{result['max_calls_within_target']:,}   target >= {t['concurrent_calls']:,}\n"
