@@ -152,11 +152,37 @@ def build_handler(options):
     return handler
 
 
+def raise_open_files():
+    """
+    Raise the soft limit on open files to the hard one: every call holds
+    two RTP/RTCP sockets, and released ones wait in the media pool, so a
+    server taking a thousand calls a second needs thousands of descriptors
+    (the usual soft limit is 1,024).  The plugin calls this, as it calls
+    tune_gc(); an embedding application may.
+
+    @return: the soft limit now in force (C{None} where there is none).
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1048576)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def makeService(options, reactor=None):
     from .logs import set_level
     from .service.server import SIPServer, tune_gc
     set_level(options["log-level"])
     tune_gc()
+    raise_open_files()
     t1 = options["t1"]
     server = SIPServer(
         reactor=reactor,

@@ -193,6 +193,28 @@ class PortAllocationTests(ManagerTestCase):
         error = self.assertRaises(PortsExhausted, manager.new_session, "c")
         self.assertEqual(error.status, 503)
 
+    def test_out_of_descriptors(self):
+        """
+        A bind failing with EMFILE fails on every port alike: the first one
+        ends the search with PortsExhausted (503) and a warning, instead of
+        trying every port of the range.
+        """
+        import errno as errno_
+        manager = self.manager(port_range=(20000, 20100))
+        tried = []
+        real = self.reactor.listenUDP
+
+        def no_descriptors(port, protocol, interface="", maxPacketSize=8192):
+            tried.append(port)
+            raise CannotListenError(interface, port, OSError(errno_.EMFILE, "Too many open files"))
+
+        self.reactor.listenUDP = no_descriptors
+        error = self.assertRaises(PortsExhausted, manager.new_session, "a")
+        self.assertEqual(error.status, 503)
+        self.assertEqual(tried, [20000])
+        self.reactor.listenUDP = real
+        self.assertEqual(manager.new_session("b").local_port, 20002)
+
     def test_busy_port_skipped(self):
         """
         A port the OS reports in use (RTP or RTCP) is skipped; the next pair

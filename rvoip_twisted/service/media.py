@@ -11,6 +11,7 @@ L{rvoip_twisted.media}.
 """
 
 import collections
+import errno
 import random as _random
 import struct
 
@@ -58,8 +59,11 @@ RECYCLE_AFTER = 0.5
 #: sessions, so a thousand calls' reports (about 30 us each) never hold the
 #: reactor, and the media clock due in it, for milliseconds.
 RTCP_SLICES = 100
-#: At most this many idle port pairs stay open; older ones are closed.
-POOL_MAX = 512
+#: At most this many idle port pairs stay open; older ones are closed.  A
+#: released pair waits RECYCLE_AFTER seconds, so the pool holds about
+#: calls/s x RECYCLE_AFTER pairs (1,000 at 2,000 calls/s): two descriptors
+#: each, which the twistd plugin makes room for (see tap.raise_open_files).
+POOL_MAX = 2048
 #: Pause between two digits of L{MediaSession.send_dtmf}, in ms.
 DTMF_GAP_MS = 60
 
@@ -984,19 +988,34 @@ class MediaManager(Service):
             port = free.popleft()
             try:
                 rtp = listen(port, self.bind_host, _drop)
-            except CannotListenError:
+            except CannotListenError as e:
                 free.append(port)
+                self._out_of_descriptors(e)
                 continue
             try:
                 rtcp = listen(port + 1, self.bind_host, _drop)
-            except CannotListenError:
+            except CannotListenError as e:
                 self._release_later(port, [rtp.close()])
+                self._out_of_descriptors(e)
                 continue
             self._in_use.add(port)
             return port, rtp, rtcp
         if pool:
             return self._from_pool()
         raise PortsExhausted("no free RTP port in %d-%d" % self.port_range)
+
+    def _out_of_descriptors(self, error):
+        """
+        A bind that failed because the process (EMFILE) or the system
+        (ENFILE) has no file descriptor left fails the same way on every
+        port: give up at once (503) instead of trying them all.
+        """
+        if getattr(error.socketError, "errno", None) in (errno.EMFILE, errno.ENFILE):
+            self._log.warn("no file descriptor left for RTP ports ({error}): calls get 503;"
+                           " raise the open files limit (ulimit -n)", error=error.socketError)
+            if self._pool:
+                return
+            raise PortsExhausted("out of file descriptors")
 
     def _from_pool(self):
         _, port, rtp, rtcp = self._pool.popleft()
