@@ -64,7 +64,7 @@ class SessionManager(service.Service):
             if request.uri is None or request.uri.scheme not in ("sip", "sips", "tel"):
                 txn.respond(request.response(416))
                 return
-            if method not in ("ACK", "CANCEL"):
+            if method not in ("ACK", "CANCEL") and "Require" in request.header_names():
                 unsupported = [
                     opt for value in request.get_all("Require")
                     for opt in split_list(value) if opt]

@@ -129,6 +129,17 @@ class Message:
                     out.append(v)
         return out
 
+    def header_names(self):
+        """
+        The set of header names present, known ones canonical (kept until
+        the headers change).
+        """
+        c = self._cache
+        names = c.get("names")
+        if names is None:
+            names = c["names"] = frozenset([name for name, _ in self.headers])
+        return names
+
     def has(self, name):
         name, lname = self._matcher(name)
         for n, _ in self.headers:
@@ -377,7 +388,7 @@ class Message:
         """
         # One pass for the names present (known names are stored
         # canonical), then only those headers are parsed.
-        present = {name for name, _ in self.headers}
+        present = self.header_names()
         try:
             if "Contact" in present:
                 self.contacts
