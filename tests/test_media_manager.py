@@ -666,6 +666,36 @@ class ReceiveTests(ManagerTestCase):
         self.assertEqual(echoed, payloads)
         self.assertEqual({p.ssrc for p in sent}, {session.ssrc})
 
+    def test_echo_steady_state_numbering(self):
+        """
+        The echo's steady state (payload passed through) and its other
+        frames (a hole concealed, a PCMA packet transcoded) number alike:
+        consecutive sequence numbers, timestamps 160 apart, the marker on
+        the first packet only, payloads in order.
+        """
+        session, _ = self.answered(self.manager())
+        session.echo()
+        ours = [bytes([i + 1]) * 160 for i in range(8)]
+        pcma = g711.alaw_encode(ToneSource(500).read(160))
+        for seq in range(8):
+            if seq == 3:
+                self.reactor.deliver(session.local_port, rtp_from_peer(seq, pcma, pt=8), PEER)
+            elif seq != 5:          # seq 5 never arrives
+                self.reactor.deliver(session.local_port, rtp_from_peer(seq, ours[seq]), PEER)
+            self.advance(0.02)
+        self.advance(0.1)
+        sent = [p for p, _ in rtp_sent(self.reactor, session.local_port)]
+        first = next(i for i, p in enumerate(sent) if p.payload == ours[0])
+        echoed = sent[first:first + 8]
+        self.assertEqual([p.payload for p in echoed], [
+            ours[0], ours[1], ours[2], g711.ulaw_encode(g711.alaw_decode(pcma)), ours[4],
+            g711.ulaw_encode(bytes(320)), ours[6], ours[7]])
+        seqs = [p.sequence_number for p in sent]
+        self.assertEqual(seqs, [(seqs[0] + i) & 0xFFFF for i in range(len(sent))])
+        stamps = [p.timestamp for p in echoed]
+        self.assertEqual([(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:])], [160] * 7)
+        self.assertEqual([p.marker for p in sent], [True] + [False] * (len(sent) - 1))
+
     def test_echo_transcodes(self):
         """
         PCMA received while sending PCMU is decoded and re-encoded.

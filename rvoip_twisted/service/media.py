@@ -43,6 +43,9 @@ from .clock import MediaClock
 
 __all__ = ["PortsExhausted", "MediaManager", "MediaSession", "estimate_mos"]
 
+#: "the jitter buffer was not asked yet for this frame" (None is an answer)
+_NOT_POPPED = object()
+
 _HEADER = struct.Struct("!BBHII")
 _pack_header = _HEADER.pack
 _unpack_seq_ts_ssrc = struct.Struct("!HII").unpack_from
@@ -161,6 +164,7 @@ class MediaSession:
         self._jitter = JitterBuffer(depth=manager.jitter_depth, frame_duration=manager.ptime / 1000.0)
         self._dtmf_rx = DtmfReceiver()
         self._fifo = bytearray()
+        self._popped = _NOT_POPPED  # see _frame_after_pop
         # media endpoints
         self._source = None
         self._sink = None
@@ -502,7 +506,12 @@ class MediaSession:
             self._credit_ms += frames * self._period_ms
             count, self._credit_ms = divmod(self._credit_ms, self._ptime)
         if count == 1:  # the steady state
-            self._frame(now)
+            if (self._echo and self._sink is None and not self._fifo and self._sending
+                    and self._send is not None and self._dtmf_event is None
+                    and not self._dtmf_queue and self._dtmf_gap <= 0 and not self._marker):
+                self._echo_frame(now)
+            else:
+                self._frame(now)
             return
         if count > MAX_BURST:
             skipped = count - MAX_BURST
@@ -511,6 +520,45 @@ class MediaSession:
             count = MAX_BURST
         for _ in range(count):
             self._frame(now)
+
+    def _echo_frame(self, now):
+        """
+        L{_frame} for the echo line's steady state (echo, no sink, sending,
+        no DTMF, no marker due): the received payload goes back untouched
+        when its codec and size are ours; anything else takes L{_frame}'s
+        general path for this frame.
+        """
+        item = self._jitter.pop(now)
+        if item is None or item is MISSING:
+            # not playing yet, idle or a hole: the general path decides
+            # (it finds the buffer's answer by popping again, so hand the
+            # frame over without popping)
+            self._frame_after_pop(now, item)
+            return
+        payload = item[1]
+        codec = self._recv_codecs.get(item[0])
+        if codec is None or codec is not self._codec or len(payload) != self._frame_payload_len:
+            self._frame_after_pop(now, item)
+            return
+        seq = self._seq
+        ts = self._ts
+        try:
+            self._send(_pack_header(0x80, self._pt, seq, ts, self.ssrc) + payload)
+        except OSError:
+            self.send_errors += 1
+        self._seq = (seq + 1) & 0xFFFF
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        self._sent_since_report = True
+        self._ts = (ts + self._ts_inc) & 0xFFFFFFFF
+
+    def _frame_after_pop(self, now, item):
+        """L{_frame} with the jitter buffer's answer for this frame already taken."""
+        self._popped = item
+        try:
+            self._frame(now)
+        finally:
+            self._popped = _NOT_POPPED
 
     def _frame(self, now):
         payload = None
@@ -571,7 +619,11 @@ class MediaSession:
         echo_payload = None
         pcm = None
         if not self._fifo:
-            item = self._jitter.pop(now)
+            item = self._popped
+            if item is _NOT_POPPED:
+                item = self._jitter.pop(now)
+            else:
+                self._popped = _NOT_POPPED
             if item is None:
                 return None
             codec = None if item is MISSING else self._recv_codecs.get(item[0])
