@@ -215,6 +215,26 @@ class PortAllocationTests(ManagerTestCase):
         self.reactor.listenUDP = real
         self.assertEqual(manager.new_session("b").local_port, 20002)
 
+    def test_out_of_descriptors_uses_the_pool(self):
+        """
+        Out of descriptors with an idle pair in the pool (released too
+        recently to be first choice): the pool serves, after one try.
+        """
+        import errno as errno_
+        manager = self.manager(port_range=(20000, 20100))
+        first = manager.new_session("a")
+        port = first.local_port
+        first.stop()
+        tried = []
+
+        def no_descriptors(port, protocol, interface="", maxPacketSize=8192):
+            tried.append(port)
+            raise CannotListenError(interface, port, OSError(errno_.ENFILE, "File table overflow"))
+
+        self.reactor.listenUDP = no_descriptors
+        self.assertEqual(manager.new_session("b").local_port, port)
+        self.assertEqual(len(tried), 1)
+
     def test_busy_port_skipped(self):
         """
         A port the OS reports in use (RTP or RTCP) is skipped; the next pair

@@ -185,8 +185,6 @@ def _pairs(value):
     return tuple((name, val) for name, val in value)
 
 
-_attributes = _lines = _pairs
-
 
 def _formats(value):
     return value if type(value) is tuple else tuple(value)
@@ -245,8 +243,8 @@ class MediaDescription(_AttributesMixin):
     formats: tuple = attrs.field(converter=_formats)
     port_count: int = None
     connection: Connection = None
-    attributes: tuple = attrs.field(default=(), converter=_attributes)
-    lines: tuple = attrs.field(default=(), converter=_lines)
+    attributes: tuple = attrs.field(default=(), converter=_pairs)
+    lines: tuple = attrs.field(default=(), converter=_pairs)
 
     @property
     def payload_types(self):
@@ -354,9 +352,9 @@ class SessionDescription(_AttributesMixin):
     origin: Origin
     session_name: str = "-"
     connection: Connection = None
-    attributes: tuple = attrs.field(default=(), converter=_attributes)
+    attributes: tuple = attrs.field(default=(), converter=_pairs)
     media: tuple = attrs.field(default=(), converter=tuple)
-    lines: tuple = attrs.field(default=_DEFAULT_LINES, converter=_lines)
+    lines: tuple = attrs.field(default=_DEFAULT_LINES, converter=_pairs)
     version: int = 0
 
     def media_connection(self, media):
@@ -397,7 +395,7 @@ class SessionDescription(_AttributesMixin):
         out.extend("a=" + (name if value is None else "%s:%s" % (name, value))
                    for name, value in self.attributes)
         for media in self.media:
-            out.extend(kind + "=" + value for kind, value in media._format_lines())
+            out.extend("%s=%s" % line for line in media._format_lines())
         return ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape")
 
     __bytes__ = serialize

@@ -43,7 +43,7 @@ from .clock import MediaClock
 
 __all__ = ["PortsExhausted", "MediaManager", "MediaSession", "estimate_mos"]
 
-#: "the jitter buffer was not asked yet for this frame" (None is an answer)
+#: "the jitter buffer was not asked for this frame yet" (None is an answer)
 _NOT_POPPED = object()
 
 _HEADER = struct.Struct("!BBHII")
@@ -164,7 +164,6 @@ class MediaSession:
         self._jitter = JitterBuffer(depth=manager.jitter_depth, frame_duration=manager.ptime / 1000.0)
         self._dtmf_rx = DtmfReceiver()
         self._fifo = bytearray()
-        self._popped = _NOT_POPPED  # see _frame_after_pop
         # media endpoints
         self._source = None
         self._sink = None
@@ -530,15 +529,14 @@ class MediaSession:
         """
         item = self._jitter.pop(now)
         if item is None or item is MISSING:
-            # not playing yet, idle or a hole: the general path decides
-            # (it finds the buffer's answer by popping again, so hand the
-            # frame over without popping)
-            self._frame_after_pop(now, item)
+            # not playing yet, idle or a hole: the general path, given the
+            # buffer's answer for this frame
+            self._frame(now, item)
             return
         payload = item[1]
         codec = self._recv_codecs.get(item[0])
         if codec is None or codec is not self._codec or len(payload) != self._frame_payload_len:
-            self._frame_after_pop(now, item)
+            self._frame(now, item)
             return
         seq = self._seq
         ts = self._ts
@@ -552,18 +550,14 @@ class MediaSession:
         self._sent_since_report = True
         self._ts = (ts + self._ts_inc) & 0xFFFFFFFF
 
-    def _frame_after_pop(self, now, item):
-        """L{_frame} with the jitter buffer's answer for this frame already taken."""
-        self._popped = item
-        try:
-            self._frame(now)
-        finally:
-            self._popped = _NOT_POPPED
-
-    def _frame(self, now):
+    def _frame(self, now, item=_NOT_POPPED):
+        """
+        One frame's worth of media.  C{item}: the jitter buffer's answer for
+        this frame when the caller already asked for it (L{_echo_frame}).
+        """
         payload = None
         if self._playout:
-            payload = self._playout_frame(now)
+            payload = self._playout_frame(now, item)
         if self._codec is None:
             return
         if self._dtmf_event is not None or (self._dtmf_queue and self._dtmf_gap <= 0):
@@ -610,7 +604,7 @@ class MediaSession:
             self._marker = True
         self._ts = (self._ts + self._ts_inc) & 0xFFFFFFFF
 
-    def _playout_frame(self, now):
+    def _playout_frame(self, now, item=_NOT_POPPED):
         """
         Pull one frame from the jitter buffer: write PCM to the sink and
         return the payload to echo (or C{None}).
@@ -619,11 +613,8 @@ class MediaSession:
         echo_payload = None
         pcm = None
         if not self._fifo:
-            item = self._popped
             if item is _NOT_POPPED:
                 item = self._jitter.pop(now)
-            else:
-                self._popped = _NOT_POPPED
             if item is None:
                 return None
             codec = None if item is MISSING else self._recv_codecs.get(item[0])
@@ -1036,38 +1027,37 @@ class MediaManager(Service):
             return self._from_pool()
         free = self._free
         listen = self.rtp_listener.listen
+        reason = "no free RTP port in %d-%d" % self.port_range
         for _ in range(len(free)):
             port = free.popleft()
             try:
                 rtp = listen(port, self.bind_host, _drop)
             except CannotListenError as e:
                 free.append(port)
-                self._out_of_descriptors(e)
+                if _out_of_descriptors(e):
+                    reason = "out of file descriptors"
+                    break
                 continue
             try:
                 rtcp = listen(port + 1, self.bind_host, _drop)
             except CannotListenError as e:
                 self._release_later(port, [rtp.close()])
-                self._out_of_descriptors(e)
+                if _out_of_descriptors(e):
+                    reason = "out of file descriptors"
+                    break
                 continue
             self._in_use.add(port)
             return port, rtp, rtcp
+        else:
+            if pool:
+                return self._from_pool()
+            raise PortsExhausted(reason)
+        # Out of descriptors: every port would fail alike, so stop trying.
+        self._log.warn("no file descriptor left for RTP ports: raise the open files limit "
+                       "(ulimit -n)")
         if pool:
             return self._from_pool()
-        raise PortsExhausted("no free RTP port in %d-%d" % self.port_range)
-
-    def _out_of_descriptors(self, error):
-        """
-        A bind that failed because the process (EMFILE) or the system
-        (ENFILE) has no file descriptor left fails the same way on every
-        port: give up at once (503) instead of trying them all.
-        """
-        if getattr(error.socketError, "errno", None) in (errno.EMFILE, errno.ENFILE):
-            self._log.warn("no file descriptor left for RTP ports ({error}): calls get 503;"
-                           " raise the open files limit (ulimit -n)", error=error.socketError)
-            if self._pool:
-                return
-            raise PortsExhausted("out of file descriptors")
+        raise PortsExhausted(reason)
 
     def _from_pool(self):
         _, port, rtp, rtcp = self._pool.popleft()
@@ -1117,3 +1107,12 @@ class MediaManager(Service):
 
 def _drop(data, addr):
     """The receiver of a port before its session is attached."""
+
+
+def _out_of_descriptors(error):
+    """
+    Whether a bind failed because the process (EMFILE) or the system
+    (ENFILE) has no file descriptor left: then it fails alike on every
+    port, and trying them all is pointless.
+    """
+    return getattr(error.socketError, "errno", None) in (errno.EMFILE, errno.ENFILE)

@@ -50,11 +50,10 @@ def random_bytes(count):
 
 def random_below(limit):
     """A uniformly distributed int in C{[0, limit)} (C{limit} <= 2**32)."""
-    bits = 32
+    bound = (1 << 32) - (1 << 32) % limit     # rejection sampling: no modulo bias
     while True:
         value = int.from_bytes(random_bytes(4), "big")
-        # rejection sampling: no modulo bias
-        if value < (1 << bits) - (1 << bits) % limit:
+        if value < bound:
             return value % limit
 
 

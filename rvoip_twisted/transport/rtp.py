@@ -283,6 +283,8 @@ class RtpSocketSet:
             sock.setblocking(False)
             _raise_receive_buffer(sock, self.receive_buffer)
             sock.bind((interface, port))
+            if self._epoll is None:
+                self._epoll = select.epoll()
         except OSError as e:
             sock.close()
             raise CannotListenError(interface, port, e)
@@ -292,8 +294,6 @@ class RtpSocketSet:
             recvfrom = sock.recvfrom
         protocol = RtpProtocol(receiver, self.receive_buffer)
         fd = sock.fileno()
-        if self._epoll is None:
-            self._epoll = select.epoll()
         self._epoll.register(fd, select.EPOLLIN)
         self._entries[fd] = (recvfrom, protocol)
         if not self._reading:

@@ -169,7 +169,7 @@ class SIPTransport:
     def __init__(self, reactor, public_host=None, receiver=None):
         self.reactor = reactor
         self.public_host = public_host
-        self.receiver = receiver
+        self.receiver = receiver    # (a property: see below)
         self._udp = {}          # family -> SIPDatagramProtocol
         self._udp_ports = {}    # family -> port number
         self._tcp_ports = {}    # family -> port number
@@ -180,6 +180,17 @@ class SIPTransport:
         self.received_count = 0
         self.bad_count = 0
         self.dropped_count = 0
+
+    @property
+    def receiver(self):
+        return self._receiver
+
+    @receiver.setter
+    def receiver(self, receiver):
+        self._receiver = receiver
+        # its fast path for byte-identical retransmissions, looked up once
+        # here rather than per datagram
+        self._absorb = getattr(receiver, "retransmission_received", None)
 
     # -- factories for the listening services
 
@@ -266,8 +277,7 @@ class SIPTransport:
         if len(data) <= 4 and not data.strip(b"\r\n"):
             return  # keep-alive (RFC 5626 "double CRLF" ping)
         raw_key = hash(data)
-        receiver = self.receiver
-        absorb = getattr(receiver, "retransmission_received", None)
+        absorb = self._absorb
         if absorb is not None:
             try:
                 if absorb(raw_key):
