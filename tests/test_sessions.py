@@ -208,12 +208,61 @@ class UASTests(SynchronousTestCase):
         h.inject(ack(ok.to_tag, call_id="x{y}z"))
         h.inject(invite(call_id="x{y}z", branch="z9hG4bK3", body=b"", cseq=2,
                         to_tag=ok.to_tag, method="BYE"))
-        lines = [formatEvent(e) for e in events if e.get("call_id") == "x{y}z"
-                 and formatEvent(e).startswith("call ended")]
-        self.assertEqual(lines, [
+        self.assertEqual([e for e in events if "calls" in e], [],
+                         "logged before the batch is due")
+        h.clock.advance(1.0)
+        ended = [e for e in events if "calls" in e]
+        self.assertEqual(len(ended), 1)
+        self.assertEqual(formatEvent(ended[0]),
             "call ended call=x{y}z remote=sip:alice@192.0.2.1 reason=remote hangup "
             "duration=0.0s codec=PCMU sent=0 received=0 lost=0 loss=0.0% jitter=0.0ms "
-            "rtt=-ms mos=-"])
+            "rtt=-ms mos=-")
+        [(call_id, quality)] = ended[0]["calls"]
+        self.assertEqual(call_id, "x{y}z")
+        self.assertEqual(quality["codec"], "PCMU")
+
+    def test_call_ended_lines_batched(self):
+        """
+        The calls that end within a second share one event, a line each;
+        the batch is written at the latest a second after its first line,
+        and at once when the service stops.
+        """
+        from twisted.logger import formatEvent, globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        h = Harness()
+
+        def one_call(n):
+            call_id = "batch-%d" % n
+            branch = "z9hG4bKb%d" % n
+            h.inject(invite(call_id=call_id, branch=branch))
+            ok = h.sent()[-1]
+            h.inject(ack(ok.to_tag, call_id=call_id))
+            h.inject(invite(call_id=call_id, branch=branch + "bye", body=b"", cseq=2,
+                            to_tag=ok.to_tag, method="BYE"))
+
+        def batches():
+            return [e for e in events if "calls" in e]
+
+        one_call(1)
+        h.clock.advance(0.5)
+        one_call(2)
+        h.clock.advance(0.49)
+        self.assertEqual(batches(), [])
+        h.clock.advance(0.01)
+        [batch] = batches()
+        self.assertEqual([c for c, q in batch["calls"]], ["batch-1", "batch-2"])
+        lines = formatEvent(batch).split("\n")
+        self.assertEqual(len(lines), 2)
+        self.assertTrue(lines[0].startswith("call ended call=batch-1 "), lines)
+        self.assertTrue(lines[1].startswith("call ended call=batch-2 "), lines)
+        self.assertNotIn(h.sessions._ended_lines._due,
+                         [c.func for c in h.clock.getDelayedCalls()])
+        one_call(3)
+        self.successResultOf(h.sessions.stopService())
+        self.assertEqual([c for c, q in batches()[-1]["calls"]], ["batch-3"])
+        self.assertEqual(len(batches()), 2)
 
     def test_ended_call_freed_without_the_gc(self):
         """
