@@ -119,6 +119,59 @@ class MediaSession:
 
     _log = Logger()
 
+    # The state every session starts with that is an immutable value lives
+    # here, on the class: an instance stores it only once it changes, so
+    # setting up a session assigns a third as many attributes.
+    # negotiated state (set by _apply)
+    negotiated = None
+    _codec = None
+    _pt = None
+    _silence = b""
+    _frame_payload_len = None
+    _dtmf_recv_pts = frozenset()
+    _dtmf_send_pt = None
+    _sending = False
+    _remote = None  # RTP address from SDP
+    _remote_rtcp = None
+    _rtcp_mux = False
+    _latched = None
+    _rtcp_latched = None
+    _send = None  # callable(data) or None
+    _credit_ms = 0
+    # media endpoints
+    _source = None
+    _sink = None
+    _echo = False
+    _playout = False
+    # DTMF sending
+    _dtmf_event = None  # [packets, index, elapsed_ms, timestamp]
+    _dtmf_gap = 0
+    # counters
+    packets_sent = 0
+    octets_sent = 0
+    packets_received = 0
+    bad_packets = 0
+    foreign_packets = 0
+    unknown_payload_types = 0
+    rtcp_received = 0
+    rtcp_bad = 0
+    send_errors = 0
+    remote_bye = False
+    rtt = None
+    remote_fraction_lost = None
+    remote_cumulative_lost = None
+    _sent_since_report = False
+    _rtcp_sent = False
+    _started = False
+    _stopped = False
+    _clock_handle = None
+    # relay (see relay()): the other session, and the SSRC and offsets
+    # mapping the received stream onto ours
+    _relay = None
+    _relay_ssrc = None
+    _relay_seq_off = 0
+    _relay_ts_off = 0
+
     def __init__(self, manager, call_id, port, rtp, rtcp, rng):
         self.manager = manager
         self.call_id = call_id
@@ -139,65 +192,16 @@ class MediaSession:
         self._marker = True
         self._symmetric = manager.symmetric_rtp
         self._period_ms = manager.ptime
-        self._credit_ms = 0
-        # negotiated state (set by _apply)
-        self.negotiated = None
-        self._codec = None
-        self._pt = None
         self._ptime = manager.ptime
         self._frame_samples = 8 * manager.ptime
         self._ts_inc = 8 * manager.ptime
-        self._silence = b""
-        self._frame_payload_len = None
         self._recv_codecs = {}
-        self._dtmf_recv_pts = frozenset()
-        self._dtmf_send_pt = None
-        self._sending = False
-        self._remote = None  # RTP address from SDP
-        self._remote_rtcp = None
-        self._rtcp_mux = False
-        self._latched = None
-        self._rtcp_latched = None
-        self._send = None  # callable(data) or None
         # receive side
         self._stats = ReceiveStats()
         self._jitter = JitterBuffer(depth=manager.jitter_depth, frame_duration=manager.ptime / 1000.0)
         self._dtmf_rx = DtmfReceiver()
         self._fifo = bytearray()
-        # media endpoints
-        self._source = None
-        self._sink = None
-        self._echo = False
-        self._playout = False
-        # DTMF sending
         self._dtmf_queue = collections.deque()
-        self._dtmf_event = None  # [packets, index, elapsed_ms, timestamp]
-        self._dtmf_gap = 0
-        # counters
-        self.packets_sent = 0
-        self.octets_sent = 0
-        self.packets_received = 0
-        self.bad_packets = 0
-        self.foreign_packets = 0
-        self.unknown_payload_types = 0
-        self.rtcp_received = 0
-        self.rtcp_bad = 0
-        self.send_errors = 0
-        self.remote_bye = False
-        self.rtt = None
-        self.remote_fraction_lost = None
-        self.remote_cumulative_lost = None
-        self._sent_since_report = False
-        self._rtcp_sent = False
-        self._started = False
-        self._stopped = False
-        self._clock_handle = None
-        # relay (see relay()): the other session, and the SSRC and offsets
-        # mapping the received stream onto ours
-        self._relay = None
-        self._relay_ssrc = None
-        self._relay_seq_off = 0
-        self._relay_ts_off = 0
 
     # -- SDP -------------------------------------------------------------------
 
