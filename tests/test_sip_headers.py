@@ -107,6 +107,47 @@ class ViaTests(SynchronousTestCase):
             v = Via.parse("SIP/2.0/UDP h;rport=" + value)
             self.assertIsNone(v.rport, value[:10])
 
+    def test_with_received_keeps_the_text(self):
+        """
+        received (and the rport value) are added to the Via's own text:
+        its spelling stays as it came; the result parses back to the same
+        parameters as formatting them would give.
+        """
+        cases = [
+            ("SIP/2.0/UDP h.example:5062;branch=z9hG4bK1;rport", "40000",
+             "SIP/2.0/UDP h.example:5062;branch=z9hG4bK1;rport=40000;received=10.0.0.9"),
+            ("SIP/2.0/UDP h.example;RPort;branch=z9hG4bK1", "40000",
+             "SIP/2.0/UDP h.example;RPort=40000;branch=z9hG4bK1;received=10.0.0.9"),
+            ("SIP/2.0/UDP h.example;rportx=1;rport;branch=z9hG4bK1", "7",
+             "SIP/2.0/UDP h.example;rportx=1;rport=7;branch=z9hG4bK1;received=10.0.0.9"),
+            ("SIP/2.0/UDP h.example;branch=z9hG4bK1", None,
+             "SIP/2.0/UDP h.example;branch=z9hG4bK1;received=10.0.0.9"),
+        ]
+        for text, rport, expected in cases:
+            via = Via.parse(text)
+            stamped = via.with_received("10.0.0.9", rport)
+            self.assertEqual(str(stamped), expected)
+            self.assertEqual(Via.parse(str(stamped)).params, stamped.params)
+            self.assertEqual(stamped.received, "10.0.0.9")
+            if rport is not None:
+                self.assertEqual(stamped.rport, int(rport))
+            self.assertNotIn("received", via.params, "the original is unchanged")
+            self.assertEqual(str(via), text)
+
+    def test_with_received_formats_when_the_text_cannot_be_kept(self):
+        """
+        A received already there (replaced) or an rport flag the text
+        search does not find (whitespace around it): formatted from the
+        parameters.
+        """
+        via = Via.parse("SIP/2.0/UDP h.example;received=192.0.2.1;branch=z9hG4bK1")
+        self.assertEqual(str(via.with_received("10.0.0.9")),
+                         "SIP/2.0/UDP h.example;received=10.0.0.9;branch=z9hG4bK1")
+        via = Via.parse("SIP/2.0/UDP h.example ; rport ;branch=z9hG4bK1")
+        stamped = via.with_received("10.0.0.9", "5")
+        self.assertEqual(str(stamped),
+                         "SIP/2.0/UDP h.example;rport=5;branch=z9hG4bK1;received=10.0.0.9")
+
     def test_maddr_ttl(self):
         """maddr and ttl parameters."""
         v = Via.parse("SIP/2.0/UDP h.example;maddr=224.2.0.1;ttl=16;branch=z9hG4bK1")

@@ -197,6 +197,10 @@ _VIA_FAST_RE = re.compile(
 _new_via = object.__new__
 
 
+#: a flag C{rport} parameter (no value yet) in a Via's text.
+_EMPTY_RPORT_RE = re.compile(r";rport(?=;|\Z)", re.I)
+
+
 class Via:
     """
     One Via value: C{protocol} (C{"SIP/2.0"}), C{transport} (upper case),
@@ -288,6 +292,36 @@ class Via:
     @property
     def reliable(self):
         return self.transport not in ("UDP", "DTLS")
+
+    def with_received(self, host, rport=None):
+        """
+        A copy with C{received=host} and, when C{rport} (a str) is given,
+        C{rport=rport} (RFC 3261 18.2.1, RFC 3581 4).  The text keeps the
+        original's, with the value put after C{;rport} and C{;received=}
+        added at the end, when that can be done on the text; otherwise it
+        is formatted from the parameters.
+        """
+        params = self.params.copy()
+        params["received"] = host
+        if rport is not None:
+            params["rport"] = rport
+        via = _new_via(Via)
+        via.protocol = self.protocol
+        via.transport = self.transport
+        via.host = self.host
+        via.port = self.port
+        via.params = params
+        text = self._text
+        if text is None or "received" in self.params:
+            text = None
+        elif rport is not None:
+            m = _EMPTY_RPORT_RE.search(text)
+            text = (None if m is None else
+                    text[:m.end()] + "=" + rport + text[m.end():] + ";received=" + host)
+        else:
+            text = text + ";received=" + host
+        via._text = text
+        return via
 
     def replace(self, **changes):
         fields = dict(protocol=self.protocol, transport=self.transport,

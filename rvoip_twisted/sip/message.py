@@ -192,9 +192,12 @@ class Message:
         headers = self.headers
         for i, (name, value) in enumerate(headers):
             if name == "Via":
-                values = split_list(value)
-                values[0] = str(via)
-                headers[i] = ("Via", ", ".join(values))
+                if "," in value:
+                    values = split_list(value)
+                    values[0] = str(via)
+                    headers[i] = ("Via", ", ".join(values))
+                else:
+                    headers[i] = ("Via", str(via))
                 break
         else:
             headers.insert(0, ("Via", str(via)))

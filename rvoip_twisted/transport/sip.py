@@ -322,15 +322,9 @@ class SIPTransport:
         via = msg.top_via
         params = via.params
         if "rport" in params and params["rport"] is None:
-            new = dict(params)
-            new["received"] = source.host
-            new["rport"] = str(source.port)
+            msg.replace_top_via(via.with_received(source.host, str(source.port)))
         elif via.host != source.host and params.get("received") != source.host:
-            new = dict(params)
-            new["received"] = source.host
-        else:
-            return
-        msg.replace_top_via(via.replace(params=new))
+            msg.replace_top_via(via.with_received(source.host))
 
     def _answer_error(self, error, source, conn):
         """Answer a message we could not parse, if it was a request we can answer."""
