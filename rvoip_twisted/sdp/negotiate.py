@@ -199,8 +199,10 @@ class OfferAnswer:
         self.rtcp_port = rtcp_port if rtcp_port is not None else port + 1
         self.rtcp_mux = rtcp_mux
         self.username = username
-        self.session_id = str(session_id if session_id is not None else random.randrange(1, 2**53))
-        self.session_version = random.randrange(1, 2**31)
+        # getrandbits: randrange's argument checks cost more than the draw.
+        self.session_id = str(session_id if session_id is not None
+                              else random.getrandbits(53) or 1)
+        self.session_version = random.getrandbits(31) or 1
         self.session_name = session_name
         self.direction = "sendrecv"
         self.negotiated = None
