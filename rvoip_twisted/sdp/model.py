@@ -447,8 +447,7 @@ def parse(data):
     """
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = bytes(data).decode("utf-8", "surrogateescape")
-    lines = [line.rstrip() for line in data.split("\n")]
-    lines = [line for line in lines if line]
+    lines = [line for line in map(str.rstrip, data.split("\n")) if line]
     if not lines or not lines[0].startswith("v="):
         raise SdpParseError("SDP must start with v=")
     try:
@@ -460,9 +459,10 @@ def parse(data):
     media = []
     current = None
     for line in lines[1:]:
-        if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
+        kind = line[0]
+        if line[1:2] != "=" or not ("a" <= kind <= "z"):
             raise SdpParseError("malformed SDP line: %r" % (line[:40],))
-        kind, value = line[0], line[2:]
+        value = line[2:]
         if kind == "m":
             current = _parse_media(value)
             media.append(current)

@@ -27,8 +27,9 @@ C{payload_type}, C{channels} and C{fmtp} (L{CodecSpec}, or
 L{rvoip_twisted.media.codecs.Codec}).
 """
 
-import socket
+import functools
 import random
+import socket
 
 import attrs
 
@@ -167,6 +168,10 @@ def _matches(spec, rtpmap):
     )
 
 
+#: the c= of our descriptions: one immutable value per address, shared.
+_connection_for = functools.lru_cache(maxsize=64)(Connection.for_address)
+
+
 class OfferAnswer:
     """
     The local side of offer/answer for one session (one call).
@@ -240,7 +245,7 @@ class OfferAnswer:
                 "IP6" if ":" in address else "IP4",
                 address,
             )
-            self._connection = Connection.for_address(address)
+            self._connection = _connection_for(address)
         return SessionDescription(
             origin=origin,
             session_name=self.session_name,
