@@ -22,6 +22,9 @@ class Options(usage.Options):
         ["max-duration", None, "0", "Hang up (BYE) calls after this many seconds (0: never)."],
         ["rtcp-interval", None, "5", "Seconds between RTCP reports."],
         ["t1", None, "0.5", "SIP timer T1 in seconds."],
+        ["overload-delay", None, "0.25",
+         "Answer new calls 503 (Retry-After) while requests wait longer than this many "
+         "seconds to be read: the server is overloaded (0: never)."],
         ["log-level", None, "info", "debug logs one line per SIP message."],
         ["users", None, None,
          "Users file (user:password or user:HA1=hex a line): digest authentication "
@@ -82,7 +85,7 @@ class Options(usage.Options):
         if not (1024 <= low < high <= 65535) or high - low < 3:
             raise usage.UsageError("--rtp-ports must be a range within 1024-65535")
         self["rtp-ports"] = (low, high)
-        for name in ("answer-after", "max-duration", "rtcp-interval", "t1"):
+        for name in ("answer-after", "max-duration", "rtcp-interval", "t1", "overload-delay"):
             try:
                 self[name] = float(self[name])
             except ValueError:
@@ -193,6 +196,7 @@ def makeService(options, reactor=None):
         timers=TimerConfig(t1=t1, t2=max(4.0, 8 * t1), t4=5.0),
         rtcp_interval=options["rtcp-interval"],
         symmetric_rtp=not options["no-symmetric-rtp"],
+        overload_delay=options["overload-delay"],
     )
     add_registration_services(server, options)
     return server

@@ -36,6 +36,19 @@ class TapOptionsTests(SynchronousTestCase):
             o = Options()
             self.assertRaises(UsageError, o.parseOptions, argv)
 
+    def test_overload_delay(self):
+        """--overload-delay reaches the session layer; 0 turns it off; negative is refused."""
+        from rvoip_twisted.tap import makeService
+        o = Options()
+        o.parseOptions(["--listen", "udp:0:interface=127.0.0.1"])
+        self.assertEqual(o["overload-delay"], 0.25)
+        self.assertEqual(makeService(o).sessions.overload_delay, 0.25)
+        o = Options()
+        o.parseOptions(["--listen", "udp:0:interface=127.0.0.1", "--overload-delay", "0"])
+        self.assertEqual(makeService(o).sessions.overload_delay, 0)
+        self.assertRaises(UsageError, Options().parseOptions, ["--overload-delay", "-1"])
+        self.assertRaises(UsageError, Options().parseOptions, ["--overload-delay", "x"])
+
     def test_parse_listen_ipv6(self):
         """An IPv6 interface is given with escaped colons, strports style."""
         self.assertEqual(parse_listen(r"udp:5060:interface=\:\:1"), ("UDP", 5060, "::1"))

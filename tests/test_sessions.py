@@ -128,6 +128,13 @@ class Harness:
             text = text.encode()
         self.proto.datagramReceived(text.replace(b"\n", b"\r\n").replace(b"\r\r", b"\r"), addr)
 
+    def inject_after(self, text, waited, addr=PEER):
+        """A datagram that waited C{waited} seconds in the socket buffer."""
+        if isinstance(text, str):
+            text = text.encode()
+        self.proto.datagramReceivedAfter(
+            text.replace(b"\n", b"\r\n").replace(b"\r\r", b"\r"), addr, waited)
+
     def sent(self):
         """Every message sent so far, parsed, oldest first; clears the record."""
         out = [parse_message(data) for data, addr in self.proto.transport.written]
@@ -603,3 +610,73 @@ class UACTests(SynchronousTestCase):
         sent = h.sent()
         self.assertEqual([m.method for m in sent], ["ACK", "BYE"])
         self.assertEqual(sent[1].to_tag, "f2")
+
+
+class OverloadTests(SynchronousTestCase):
+    """
+    New calls are refused with 503 while requests wait in the socket buffer
+    longer than C{overload_delay}; calls in progress go on.
+    """
+
+    def setUp(self):
+        from twisted.logger import globalLogPublisher
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def warnings(self):
+        return [e for e in self.events if "overloaded" in (e.get("log_format") or "")]
+
+    def test_new_call_refused_while_requests_wait(self):
+        """503 with Retry-After, no call and no media; one warning per 10 s."""
+        h = Harness()
+        self.assertEqual(h.sessions.overload_delay, 0.25)
+        h.inject_after(invite(call_id="late1", branch="z9hG4bKl1"), waited=0.4)
+        [resp] = h.sent()
+        self.assertEqual(resp.status, 503)
+        self.assertEqual(resp.get("Retry-After"), "5")
+        self.assertIsNotNone(resp.to_tag)
+        self.assertEqual(h.sessions.calls, {})
+        self.assertEqual(h.media.sessions, {})
+        self.assertEqual(h.app.calls, [])
+        self.assertEqual(len(self.warnings()), 1)
+        # the 503 is a transaction's: a retransmission gets it again, the ACK is absorbed
+        h.inject_after(invite(call_id="late1", branch="z9hG4bKl1"), waited=0.4)
+        self.assertEqual(h.statuses(), [503])
+        h.inject_after(ack(resp.to_tag, call_id="late1", branch="z9hG4bKl1"), waited=0.4)
+        h.clock.advance(5)
+        self.assertEqual(h.statuses(), [], "the ACK stopped the 503's retransmissions")
+        h.inject_after(invite(call_id="late2", branch="z9hG4bKl2"), waited=0.3)
+        self.assertEqual(h.statuses(), [503])
+        self.assertEqual(len(self.warnings()), 1, "one warning per 10 s")
+        h.clock.advance(5)
+        h.sent()    # the 503's retransmissions (no ACK this time)
+        h.inject_after(invite(call_id="late3", branch="z9hG4bKl3"), waited=0.3)
+        self.assertEqual(h.statuses(), [503])
+        self.assertEqual(len(self.warnings()), 2)
+        self.assertEqual(self.warnings()[-1]["count"], 2, "the 503s since the last warning")
+        self.assertEqual(h.sessions.stats()["shed_calls"], 3)
+
+    def test_calls_in_progress_go_on(self):
+        """An answered call's ACK and BYE are served however long they waited."""
+        h = Harness()
+        h.inject(invite())
+        ok = h.sent()[-1]
+        self.assertEqual(ok.status, 200)
+        h.inject_after(ack(ok.to_tag), waited=2.0)
+        h.inject_after(invite(branch="z9hG4bK3", body=b"", cseq=2, to_tag=ok.to_tag,
+                              method="BYE"), waited=2.0)
+        self.assertEqual(h.statuses(), [200])
+        self.assertEqual(h.sessions.calls, {})
+        self.assertEqual(h.sessions.completed_calls, 1)
+        self.assertEqual(h.sessions.shed_calls, 0)
+
+    def test_under_the_limit_and_off(self):
+        """A wait under the limit, or the protection off (0): the call is served."""
+        h = Harness()
+        h.inject_after(invite(call_id="a", branch="z9hG4bKa"), waited=0.2)
+        self.assertEqual(h.statuses()[-1], 200)
+        h.sessions.overload_delay = 0
+        h.inject_after(invite(call_id="b", branch="z9hG4bKb"), waited=30.0)
+        self.assertEqual(h.statuses()[-1], 200)
+        self.assertEqual(h.sessions.shed_calls, 0)

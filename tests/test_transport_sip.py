@@ -4,9 +4,13 @@ Tests for the SIP transport layer: Via stamping (RFC 3261 18.2.1, RFC
 and answering what cannot be parsed.
 """
 
+import socket
+
+from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.trial import unittest
 from twisted.trial.unittest import SynchronousTestCase
 
 from rvoip_twisted.sip.address import Destination
@@ -351,3 +355,70 @@ class ByteIdenticalRetransmissionTests(SynchronousTestCase):
         self.assertEqual(self.manager.stats(), {"server": 0, "client": 0})
         self.proto.datagramReceived(data, ("10.0.0.9", 40000))
         self.assertEqual(len(self.tu.requests), 2)
+
+
+class QueueDelayTests(unittest.TestCase):
+    """
+    The SIP UDP port reads each datagram's kernel arrival time: the
+    transport's C{queue_delay} is how long the datagram waited in the
+    socket buffer (real sockets on 127.0.0.1).
+    """
+
+    def setUp(self):
+        from twisted.internet import reactor
+        from rvoip_twisted.transport.sip import SIPUDPPort, listen_sip_udp
+        self.layer = SIPTransport(reactor, public_host="127.0.0.1")
+        self.seen = []
+        self.waiting = None
+
+        class Receiver:
+            def message_received(receiver, msg, source):
+                self.seen.append((msg.call_id, self.layer.queue_delay))
+                if self.waiting is not None:
+                    d, self.waiting = self.waiting, None
+                    d.callback(None)
+
+        self.layer.receiver = Receiver()
+        self.port = listen_sip_udp(reactor, 0, self.layer.datagram_protocol(),
+                                   interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+        self.assertIsInstance(self.port, SIPUDPPort)
+        if not self.port.stamped:
+            raise unittest.SkipTest("no SO_TIMESTAMPNS on this platform")
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(self.sock.close)
+
+    def send(self, call_id):
+        data = (OPTIONS % (call_id, call_id)).encode()
+        self.sock.sendto(data, ("127.0.0.1", self.port.getHost().port))
+        from twisted.internet import reactor
+        self.waiting = defer.Deferred()
+        return self.waiting.addTimeout(5, reactor)
+
+    @defer.inlineCallbacks
+    def test_wait_measured(self):
+        """A datagram left unread while the reactor was busy reports the wait."""
+        import time
+        d = self.send("busy")
+        time.sleep(0.3)         # the reactor is blocked: the datagram waits
+        yield d
+        d = self.send("idle")
+        yield d
+        [(first, busy), (second, idle)] = self.seen
+        self.assertEqual((first, second), ("busy", "idle"))
+        self.assertGreaterEqual(busy, 0.29)
+        self.assertLess(busy, 5)
+        self.assertLess(idle, busy)
+        self.assertGreaterEqual(idle, 0)
+
+
+OPTIONS = (
+    "OPTIONS sip:svc@127.0.0.1 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-%s\r\n"
+    "From: <sip:probe@127.0.0.1>;tag=p1\r\n"
+    "To: <sip:svc@127.0.0.1>\r\n"
+    "Call-ID: %s\r\n"
+    "CSeq: 1 OPTIONS\r\n"
+    "Max-Forwards: 70\r\n"
+    "Content-Length: 0\r\n\r\n"
+)

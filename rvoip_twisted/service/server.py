@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python.usage import UsageError
 
 from ..sip.transaction import TimerConfig
-from ..transport.sip import SIPTransport
+from ..transport.sip import SIPTransport, listen_sip_udp
 from .dialogs import DialogManager
 from .media import MediaManager
 from .sessions import SessionManager
@@ -111,8 +111,8 @@ class _Listener(service.Service):
 
     def _listen(self):
         if self.kind == "UDP":
-            self.port = self.reactor.listenUDP(
-                self.portnum, self.transport.datagram_protocol(),
+            self.port = listen_sip_udp(
+                self.reactor, self.portnum, self.transport.datagram_protocol(),
                 interface=self.interface, maxPacketSize=65535)
         else:
             self.port = self.reactor.listenTCP(
@@ -137,7 +137,7 @@ class SIPServer(service.MultiService):
     def __init__(self, reactor=None, listen=("udp:5060", "tcp:5060"), handler=None,
                  public_host=None, rtp_ports=(10000, 20000), timers=None,
                  rtcp_interval=5.0, symmetric_rtp=True, codecs=("PCMU", "PCMA"),
-                 media_bind_host=None):
+                 media_bind_host=None, overload_delay=SessionManager.overload_delay):
         service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
@@ -163,6 +163,7 @@ class SIPServer(service.MultiService):
         self.dialogs.setServiceParent(self)
         self.sessions = SessionManager(reactor, self.transport, self.transactions,
                                        self.dialogs, self.media, handler)
+        self.sessions.overload_delay = overload_delay
         self.sessions.setServiceParent(self)
         self.transactions.tu = self.sessions
         self.transport.receiver = self.transactions

@@ -10,10 +10,15 @@ top Via with C{received}/C{rport}, answers what cannot be parsed (400, 413,
 """
 
 import socket
+import struct
+import sys
+import time
 
-from twisted.internet import protocol
+from twisted.internet import protocol, udp
 from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorFDSet
 from twisted.logger import Logger
+from twisted.python import log as _legacy_log
 
 from ..logs import LEVEL
 from ..sip.address import Destination
@@ -51,6 +56,86 @@ def _family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+# Python's socket module does not name SO_TIMESTAMPNS; 35 is its Linux
+# value on the common architectures (asm-generic), and its control message
+# carries a struct timespec (two longs).  A control message of another
+# size is ignored.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS",
+                          35 if sys.platform.startswith("linux") else None)
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY = 64
+
+
+class SIPUDPPort(udp.Port):
+    """
+    Twisted's UDP port, reading each datagram with its kernel arrival time
+    (C{SO_TIMESTAMPNS}, Linux): the protocol learns how long the datagram
+    waited in the socket's receive buffer before we read it.  That wait
+    is the measure of overload (see L{SIPTransport.queue_delay}); the
+    reactor's own lag is not, since it reads a burst of datagrams per
+    turn however long they have waited.
+
+    Where the option is missing it reads as Twisted's port does, and the
+    wait is reported as 0.
+    """
+
+    stamped = False
+
+    def startListening(self):
+        udp.Port.startListening(self)
+        if _SO_TIMESTAMPNS is not None:
+            try:
+                self.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                self.stamped = True
+            except OSError:
+                self.stamped = False
+
+    def doRead(self):
+        if not self.stamped:
+            return udp.Port.doRead(self)
+        # Twisted's loop (udp.Port.doRead), with recvmsg for recvfrom.
+        read = 0
+        recvmsg = self.socket.recvmsg
+        received = self.protocol.datagramReceivedAfter
+        unpack = _TIMESPEC.unpack_from
+        size = _TIMESPEC.size
+        now = time.time
+        ipv6 = self.addressFamily == socket.AF_INET6
+        while read < self.maxThroughput:
+            try:
+                data, ancillary, _, addr = recvmsg(self.maxPacketSize, _ANCILLARY)
+            except OSError as se:
+                no = se.args[0]
+                if no in udp._sockErrReadIgnore or no in udp._sockErrReadRefuse:
+                    return      # (connectionRefused: SIP's sockets are unconnected)
+                raise
+            read += len(data)
+            if ipv6:
+                addr = addr[:2]
+            if ancillary and len(ancillary[0][2]) == size:
+                sec, nsec = unpack(ancillary[0][2])
+                waited = now() - sec - nsec * 1e-9
+            else:
+                waited = 0.0
+            try:
+                received(data, addr, waited)
+            except BaseException:
+                _legacy_log.err()
+
+
+def listen_sip_udp(reactor, port, protocol, interface="", maxPacketSize=65535):
+    """
+    Listen on UDP with L{SIPUDPPort} where the reactor is a file-descriptor
+    reactor (every POSIX one), else with C{reactor.listenUDP}.
+    """
+    if not IReactorFDSet.providedBy(reactor):
+        return reactor.listenUDP(port, protocol, interface=interface,
+                                 maxPacketSize=maxPacketSize)
+    p = SIPUDPPort(port, protocol, interface, maxPacketSize, reactor)
+    p.startListening()
+    return p
+
+
 class SIPDatagramProtocol(protocol.DatagramProtocol):
     """SIP over one UDP socket."""
 
@@ -75,7 +160,15 @@ class SIPDatagramProtocol(protocol.DatagramProtocol):
         self.layer._udp_stopped(self)
 
     def datagramReceived(self, data, addr):
-        self.layer.datagram_received(data, addr, self)
+        layer = self.layer
+        layer.queue_delay = 0.0
+        layer.datagram_received(data, addr, self)
+
+    def datagramReceivedAfter(self, data, addr, waited):
+        """A datagram that waited C{waited} seconds in the receive buffer."""
+        layer = self.layer
+        layer.queue_delay = waited
+        layer.datagram_received(data, addr, self)
 
     def connectionRefused(self):
         # Only reported for connected UDP sockets, which SIP does not use.
@@ -112,6 +205,7 @@ class SIPStreamProtocol(protocol.Protocol):
             self.transport.loseConnection()
             return
         source = self._source()
+        self.layer.queue_delay = 0.0
         for item in items:
             if isinstance(item, SIPParseError):
                 self.layer._answer_error(item, source, self)
@@ -180,6 +274,10 @@ class SIPTransport:
         self.received_count = 0
         self.bad_count = 0
         self.dropped_count = 0
+        #: how long the message being handled waited in the UDP socket's
+        #: receive buffer before it was read, in seconds (0 when unknown,
+        #: and over TCP).
+        self.queue_delay = 0.0
 
     @property
     def receiver(self):
