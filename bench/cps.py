@@ -343,6 +343,41 @@ _DISPATCH_FUNCS = {
 _IDLE = {"<method 'poll' of 'select.epoll' objects>", "<method 'poll' of 'select.poll' objects>"}
 
 
+def _overload(new_server, workdir: Path, max_clean: int, factor: float,
+              seconds: float) -> dict:
+    """Offer ``factor`` times the max clean rate to a fresh server: how much of the
+    load it still completes (goodput), how many new calls it refuses with 503
+    (overload protection: a request that waited too long in the socket buffer),
+    and whether the calls it let in all ended on their BYE."""
+    rate = max(50, int(max_clean * factor) // 50 * 50)
+    with new_server("server-overload") as server:
+        before = server.stats(timeout=10)
+        step = _one_step("rvoip-overload", workdir, server.port, rate, seconds, 1, server)
+        after = step.get("tables_after") or {}
+        time.sleep(5.0)
+        try:
+            later = server.stats(timeout=10)
+        except (OSError, TimeoutError):
+            later = {}
+    shed = after.get("shed_calls", 0) - before.get("shed_calls", 0)
+    return {
+        "offered_cps": rate,
+        "factor": factor,
+        "goodput_cps": rnd(step["successful"] / seconds, 1),
+        "successful": step["successful"],
+        "refused_503": shed,
+        "failed": step["failed"],
+        "retrans_pct": step["retrans_pct"],
+        "setup_ms_p50": step["setup_ms_p50"],
+        "setup_ms_p99": step["setup_ms_p99"],
+        "server_cpu_pct": step["server_cpu_pct"],
+        "steal_pct": step.get("machine_steal_pct"),
+        "server_ended_by_bye": step.get("server_ended_by_bye"),
+        "calls_open_5s_later": later.get("calls"),
+        "step": step,
+    }
+
+
 def _is_dispatch(filename: str, name: str) -> bool:
     return (any(filename.endswith(f) for f in _DISPATCH_FILES)
             or any(filename.endswith(f) and name == n for f, n in _DISPATCH_FUNCS))
@@ -451,6 +486,8 @@ def run(cfg) -> dict:
     result["steps"] = steps_done
     max_clean = _max_clean(steps_done)
     result["max_clean_cps"] = max_clean
+    if getattr(cfg, "overload", 0) and max_clean:
+        result["overload"] = _overload(new_server, workdir, max_clean, cfg.overload, seconds)
     if cfg.profile or overloaded:
         # a fresh server at a clean load: the profile (if asked) and the drain check
         prate = cfg.profile_rate or max(50, int(max_clean * 0.6) // 50 * 50)
@@ -535,6 +572,16 @@ def report(result: dict) -> str:
             f"after the overloaded step (5 s later, for information): calls {over.get('calls')}, "
             f"dialogs {over.get('dialogs')}, transactions {over.get('server')}+"
             f"{over.get('client')}; calls ended so far by reason: {over.get('calls_ended')}")
+    ov = result.get("overload")
+    if ov:
+        lines.append(
+            f"overload ({ov['factor']:g} x max clean = {ov['offered_cps']:,} calls/s offered to a "
+            f"fresh server): goodput {ov['goodput_cps']} calls/s, {ov['refused_503']:,} new calls "
+            f"refused 503, {ov['failed'] - ov['refused_503']:,} other failures, retransmissions "
+            f"{ov['retrans_pct']} %, setup p99 {ov['setup_ms_p99']} ms, CPU "
+            f"{ov['server_cpu_pct']} %, steal {ov['steal_pct']} %; of {ov['successful']:,} "
+            f"calls SIPp completed the server ended {ov['server_ended_by_bye']:,} on their BYE, "
+            f"{ov['calls_open_5s_later']} still open 5 s later")
     lines.append("references: " + "; ".join(f"{k} {v}" for k, v in REFERENCES)
                  + "; SIPp UAS measured above")
     out.append("\n".join(lines))

@@ -59,6 +59,9 @@ def parser() -> argparse.ArgumentParser:
                    help="calls/s for the profile run (default 60 %% of the max clean rate)")
     g.add_argument("--no-refine", dest="refine", action="store_false",
                    help="do not try the midpoint after the first unclean step")
+    g.add_argument("--overload", type=float, default=1.5,
+                   help="then offer this many times the max clean rate to a fresh server, to "
+                        "see how it sheds load (default 1.5; 0 skips; skipped in smoke)")
     g = p.add_argument_group("media")
     g.add_argument("--calls", type=_rates, default=None,
                    help="concurrent call counts to step through (default "
@@ -84,6 +87,7 @@ class Config:
         self.profile = args.profile and not args.smoke
         self.profile_rate = args.profile_rate
         self.refine = args.refine
+        self.overload = 0 if args.smoke else args.overload
         self.calls = args.calls
         self.measure_seconds = args.measure_seconds
         self.keep_going = args.keep_going
