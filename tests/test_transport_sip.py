@@ -6,11 +6,12 @@ and answering what cannot be parsed.
 
 import socket
 
+import pytest
+import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.trial import unittest
 from twisted.trial.unittest import SynchronousTestCase
 
 from rvoip_twisted.sip.address import Destination
@@ -357,59 +358,55 @@ class ByteIdenticalRetransmissionTests(SynchronousTestCase):
         self.assertEqual(len(self.tu.requests), 2)
 
 
-class QueueDelayTests(unittest.TestCase):
+@pytest_twisted.inlineCallbacks
+def test_queue_delay_measured():
     """
     The SIP UDP port reads each datagram's kernel arrival time: the
     transport's C{queue_delay} is how long the datagram waited in the
-    socket buffer (real sockets on 127.0.0.1).
+    socket buffer (real sockets on 127.0.0.1; the reactor is blocked on
+    purpose so that the first datagram waits).
     """
+    import time
 
-    def setUp(self):
-        from twisted.internet import reactor
-        from rvoip_twisted.transport.sip import SIPUDPPort, listen_sip_udp
-        self.layer = SIPTransport(reactor, public_host="127.0.0.1")
-        self.seen = []
-        self.waiting = None
+    from twisted.internet import reactor
+    from rvoip_twisted.transport.sip import SIPUDPPort, listen_sip_udp
 
-        class Receiver:
-            def message_received(receiver, msg, source):
-                self.seen.append((msg.call_id, self.layer.queue_delay))
-                if self.waiting is not None:
-                    d, self.waiting = self.waiting, None
-                    d.callback(None)
+    layer = SIPTransport(reactor, public_host="127.0.0.1")
+    seen = []
+    waiting = []
 
-        self.layer.receiver = Receiver()
-        self.port = listen_sip_udp(reactor, 0, self.layer.datagram_protocol(),
-                                   interface="127.0.0.1")
-        self.addCleanup(self.port.stopListening)
-        self.assertIsInstance(self.port, SIPUDPPort)
-        if not self.port.stamped:
-            raise unittest.SkipTest("no SO_TIMESTAMPNS on this platform")
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.addCleanup(self.sock.close)
+    class Receiver:
+        def message_received(self, msg, source):
+            seen.append((msg.call_id, layer.queue_delay))
+            if waiting:
+                waiting.pop().callback(None)
 
-    def send(self, call_id):
-        data = (OPTIONS % (call_id, call_id)).encode()
-        self.sock.sendto(data, ("127.0.0.1", self.port.getHost().port))
-        from twisted.internet import reactor
-        self.waiting = defer.Deferred()
-        return self.waiting.addTimeout(5, reactor)
+    layer.receiver = Receiver()
+    port = listen_sip_udp(reactor, 0, layer.datagram_protocol(), interface="127.0.0.1")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert isinstance(port, SIPUDPPort)
+        if not port.stamped:
+            pytest.skip("no SO_TIMESTAMPNS on this platform")
 
-    @defer.inlineCallbacks
-    def test_wait_measured(self):
-        """A datagram left unread while the reactor was busy reports the wait."""
-        import time
-        d = self.send("busy")
+        def send(call_id):
+            sock.sendto((OPTIONS % (call_id, call_id)).encode(),
+                        ("127.0.0.1", port.getHost().port))
+            d = defer.Deferred()
+            waiting.append(d)
+            return d.addTimeout(5, reactor)
+
+        d = send("busy")
         time.sleep(0.3)         # the reactor is blocked: the datagram waits
         yield d
-        d = self.send("idle")
-        yield d
-        [(first, busy), (second, idle)] = self.seen
-        self.assertEqual((first, second), ("busy", "idle"))
-        self.assertGreaterEqual(busy, 0.29)
-        self.assertLess(busy, 5)
-        self.assertLess(idle, busy)
-        self.assertGreaterEqual(idle, 0)
+        yield send("idle")
+    finally:
+        sock.close()
+        yield port.stopListening()
+    [(first, busy), (second, idle)] = seen
+    assert (first, second) == ("busy", "idle")
+    assert 0.29 <= busy < 5, busy
+    assert 0 <= idle < busy, (idle, busy)
 
 
 OPTIONS = (
