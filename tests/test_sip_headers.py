@@ -423,11 +423,22 @@ _NA_PIECES = st.sampled_from([
     "x.example", ":5060", ";tag=1", "tok", '"q q"', "%41", "*", "?", "[::1]"])
 
 
+#: addr-specs as phones write them in Contact (no <>), and near misses.
+_ADDR_SPECS = st.builds(
+    lambda scheme, user, host, port, params: scheme + user + host + port + params,
+    st.sampled_from(["sip:", "sips:", "SIP:", "tel:"]),
+    st.sampled_from(["", "alice@", "a.b-c@", "u%41@", "u;x@", "u?x@", "u:pw@", "u,v@"]),
+    st.sampled_from(["192.0.2.1", "x.example", "[2001:db8::1]", "h_", "-h", ""]),
+    st.sampled_from(["", ":5060", ":65536", ":0", ":"]),
+    st.sampled_from(["", ";expires=60", ";q=0.5;+sip.instance=\"<urn:x>\"", ";tag", " ;x=1",
+                     ";x=1?y", ";transport=tcp,", ";=", ";x=\"q\""]))
+
+
 class NameAddrFastPathTests(SynchronousTestCase):
     """The name-addr fast paths give what the general code gives."""
 
     @settings(max_examples=400, deadline=None, derandomize=True, database=None)
-    @given(st.lists(_NA_PIECES, max_size=14).map("".join))
+    @given(st.one_of(st.lists(_NA_PIECES, max_size=14).map("".join), _ADDR_SPECS))
     def test_fast_equals_general(self, text):
         """With the fast regexes disabled, parse() gives the same result or
         the same rejection."""
@@ -439,11 +450,11 @@ class NameAddrFastPathTests(SynchronousTestCase):
             return (na.display, na.uri and str(na.uri), na.uri and na.uri.params,
                     na.params, na.star, str(na))
         fast = run()
-        saved = hmod._NAME_ADDR_SIP_RE, hmod._NAME_ADDR_FAST_RE
+        saved = hmod._NAME_ADDR_SIP_RE, hmod._NAME_ADDR_FAST_RE, hmod._SIP_URI_RE
         never = hmod.re.compile(r"(?!)")
-        hmod._NAME_ADDR_SIP_RE = hmod._NAME_ADDR_FAST_RE = never
+        hmod._NAME_ADDR_SIP_RE = hmod._NAME_ADDR_FAST_RE = hmod._SIP_URI_RE = never
         try:
             general = run()
         finally:
-            hmod._NAME_ADDR_SIP_RE, hmod._NAME_ADDR_FAST_RE = saved
+            hmod._NAME_ADDR_SIP_RE, hmod._NAME_ADDR_FAST_RE, hmod._SIP_URI_RE = saved
         self.assertEqual(fast, general, text)

@@ -11,7 +11,7 @@ gives back what was parsed.
 import re
 
 from .errors import SIPParseError
-from .uri import SIP_FAST, parse_uri, uri_from_fast
+from .uri import _SIP_FAST_RE as _SIP_URI_RE, SIP_FAST, parse_uri, uri_from_fast
 
 #: compact form -> canonical name (RFC 3261 7.3.3 and later RFCs).
 COMPACT = {
@@ -388,6 +388,18 @@ class NameAddr:
             quoted, display, utext, ptext = m.groups()
             return cls(parse_uri(utext), quoted or display,
                        _split_params(ptext[1:]) if ptext else {}, False, s)
+        if "<" not in s and '"' not in s:
+            # The common addr-spec (C{sip:user@host:port;params}): what the
+            # general code below finds, without its steps.
+            sc = s.find(";")
+            utext = s if sc < 0 else s[:sc]
+            m = _SIP_URI_RE.match(utext)
+            if m is not None and "?" not in utext and "," not in utext:
+                ptext = s[sc:] if sc >= 0 else ""
+                if not ptext or _PARAMS_FAST_RE.match(ptext):
+                    scheme, user, password, host, port, _ = m.groups()
+                    return cls(uri_from_fast(scheme, user, password, host, port, "", utext),
+                               None, _split_params(ptext[1:]) if ptext else {}, False, s)
         if s == "*":
             return cls(None, star=True, _text=s)
         display = None
