@@ -67,6 +67,10 @@ def _canonical(headers):
     return headers
 
 
+#: a cache entry not computed yet (None is a value: no tag).
+_UNSET = object()
+
+
 class Message:
     """
     What requests and responses share: C{headers} (a list of C{(name,
@@ -263,17 +267,14 @@ class Message:
         """The To header (a L{NameAddr})."""
         return self._name_addr("To", "to")
 
-    def _tag(self, name, key):
+    def _tag(self, name, key, tag_key, match_key):
         # The tag alone, without building the NameAddr and its URI when the
         # parser left the header's match pending (ACK and BYE need only
-        # the tags, to find their dialog).
+        # the tags, to find their dialog).  Kept under tag_key.
         c = self._cache
-        tag_key = key + "-tag"
-        if tag_key in c:
-            return c[tag_key]
         value = c.get(key)
         if value is None:
-            m = c.get(key + "?")
+            m = c.get(match_key)
             if m is not None:
                 ptext = m.group(_PARAMS_GROUP)
                 tag = _split_params(ptext[1:]).get("tag") if ptext else None
@@ -285,11 +286,17 @@ class Message:
 
     @property
     def from_tag(self):
-        return self._tag("From", "from")
+        tag = self._cache.get("from-tag", _UNSET)
+        if tag is _UNSET:
+            tag = self._tag("From", "from", "from-tag", "from?")
+        return tag
 
     @property
     def to_tag(self):
-        return self._tag("To", "to")
+        tag = self._cache.get("to-tag", _UNSET)
+        if tag is _UNSET:
+            tag = self._tag("To", "to", "to-tag", "to?")
+        return tag
 
     @property
     def vias(self):
