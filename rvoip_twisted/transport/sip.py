@@ -76,7 +76,9 @@ class SIPUDPPort(udp.Port):
     turn however long they have waited.
 
     Where the option is missing it reads as Twisted's port does, and the
-    wait is reported as 0.
+    wait is reported as 0.  (Linux switches its receive timestamps on a
+    moment after the first socket asks: until then a datagram is stamped
+    when it is read, and its wait also reads as about 0.)
     """
 
     stamped = False
