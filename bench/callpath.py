@@ -209,6 +209,9 @@ def main(argv=None):
     parser.add_argument("--rate", type=float, default=1000.0, help="simulated calls/s")
     parser.add_argument("--profile", help="write a cProfile of the last run here")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--count", type=int, default=None, metavar="N",
+                        help="no timing: warm up, then run N calls with the GC off and stop "
+                             "(for python -m bench.instructions)")
     args = parser.parse_args(argv)
     from rvoip_twisted import logs
     from rvoip_twisted.service.server import tune_gc
@@ -221,6 +224,17 @@ def main(argv=None):
                                      redirectStandardIO=False)
     server, clock, proto, sock = build()
     tune_gc()
+    if args.count is not None:
+        # the same warm-up and drain whatever N is, so that the difference
+        # between two counts is the cost of the extra calls alone
+        run_calls(server, clock, proto, sock, 0, 300, args.rate)
+        clock.advance(40)
+        gc.disable()
+        run_calls(server, clock, proto, sock, 300, args.count, args.rate)
+        clock.advance(40)
+        if server.stats()["calls"]:
+            raise SystemExit("calls left open: %s" % (server.stats(),))
+        return
     run_calls(server, clock, proto, sock, 0, 1000, args.rate)   # warm-up: pool, caches
     results = []
     first = 1000
