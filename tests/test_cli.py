@@ -42,10 +42,10 @@ class TapOptionsTests(SynchronousTestCase):
         o = Options()
         o.parseOptions(["--listen", "udp:0:interface=127.0.0.1"])
         self.assertEqual(o["overload-delay"], 0.25)
-        self.assertEqual(makeService(o).sessions.overload_delay, 0.25)
+        self.assertEqual(makeService(o).transport.overload_delay, 0.25)
         o = Options()
         o.parseOptions(["--listen", "udp:0:interface=127.0.0.1", "--overload-delay", "0"])
-        self.assertEqual(makeService(o).sessions.overload_delay, 0)
+        self.assertEqual(makeService(o).transport.overload_delay, 0)
         self.assertRaises(UsageError, Options().parseOptions, ["--overload-delay", "-1"])
         self.assertRaises(UsageError, Options().parseOptions, ["--overload-delay", "x"])
 

@@ -615,7 +615,7 @@ class UACTests(SynchronousTestCase):
 class OverloadTests(SynchronousTestCase):
     """
     New calls are refused with 503 while requests wait in the socket buffer
-    longer than C{overload_delay}; calls in progress go on.
+    longer than the transport's C{overload_delay}; calls in progress go on.
     """
 
     def setUp(self):
@@ -627,56 +627,95 @@ class OverloadTests(SynchronousTestCase):
     def warnings(self):
         return [e for e in self.events if "overloaded" in (e.get("log_format") or "")]
 
-    def test_new_call_refused_while_requests_wait(self):
-        """503 with Retry-After, no call and no media; one warning per 10 s."""
-        h = Harness()
-        self.assertEqual(h.sessions.overload_delay, 0.25)
-        h.inject_after(invite(call_id="late1", branch="z9hG4bKl1"), waited=0.4)
-        [resp] = h.sent()
-        self.assertEqual(resp.status, 503)
-        self.assertEqual(resp.get("Retry-After"), "5")
-        self.assertIsNotNone(resp.to_tag)
+    def assertRefused(self, h, sent):
+        self.assertEqual([m.status for m in sent], [503])
+        self.assertEqual(sent[0].get("Retry-After"), "5")
+        self.assertIsNotNone(sent[0].to_tag)
         self.assertEqual(h.sessions.calls, {})
         self.assertEqual(h.media.sessions, {})
         self.assertEqual(h.app.calls, [])
+
+    def test_new_call_refused_statelessly(self):
+        """
+        503 with Retry-After before any parsing (RFC 3261 8.2.7: no
+        transaction, the same To tag for a retransmission, the ACK
+        ignored); one warning per 10 s.
+        """
+        h = Harness()
+        self.assertEqual(h.transport.overload_delay, 0.25)
+        request = invite(call_id="late1", branch="z9hG4bKl1")
+        h.inject_after(request, waited=0.4)
+        first = h.sent()
+        self.assertRefused(h, first)
+        resp = first[0]
+        self.assertEqual(resp.call_id, "late1")
+        self.assertEqual(resp.cseq.seq, 1)
+        self.assertEqual(resp.cseq.method, "INVITE")
+        self.assertEqual(resp.from_tag, "a1")
+        self.assertEqual(resp.top_via.branch, "z9hG4bKl1")
+        self.assertEqual(h.transactions.stats()["server"], 0, "stateless")
         self.assertEqual(len(self.warnings()), 1)
-        # the 503 is a transaction's: a retransmission gets it again, the ACK is absorbed
-        h.inject_after(invite(call_id="late1", branch="z9hG4bKl1"), waited=0.4)
-        self.assertEqual(h.statuses(), [503])
+        h.inject_after(request, waited=0.4)
+        [again] = h.sent()
+        self.assertEqual(again.to_tag, resp.to_tag, "a retransmission gets the same tag")
         h.inject_after(ack(resp.to_tag, call_id="late1", branch="z9hG4bKl1"), waited=0.4)
         h.clock.advance(5)
-        self.assertEqual(h.statuses(), [], "the ACK stopped the 503's retransmissions")
+        self.assertEqual(h.sent(), [], "the ACK is ignored, nothing is retransmitted")
         h.inject_after(invite(call_id="late2", branch="z9hG4bKl2"), waited=0.3)
         self.assertEqual(h.statuses(), [503])
         self.assertEqual(len(self.warnings()), 1, "one warning per 10 s")
         h.clock.advance(5)
-        h.sent()    # the 503's retransmissions (no ACK this time)
         h.inject_after(invite(call_id="late3", branch="z9hG4bKl3"), waited=0.3)
         self.assertEqual(h.statuses(), [503])
         self.assertEqual(len(self.warnings()), 2)
-        self.assertEqual(self.warnings()[-1]["count"], 2, "the 503s since the last warning")
-        self.assertEqual(h.sessions.stats()["shed_calls"], 3)
+        self.assertEqual(self.warnings()[-1]["count"], 3, "the 503s since the last warning")
+        self.assertEqual(h.transport.shed_calls, 4)
+
+    def test_parsed_when_its_lines_do_not_allow(self):
+        """
+        An INVITE the transport cannot answer from its lines (here a folded
+        header) is parsed, and the session layer refuses it: a 503 in a
+        transaction, retransmitted until its ACK.
+        """
+        h = Harness()
+        folded = invite(call_id="fold", branch="z9hG4bKf").replace(
+            b"Max-Forwards: 70\n", b"Max-Forwards: 70\nSubject: a\n b\n")
+        self.assertIn(b"\n b", folded)
+        h.inject_after(folded, waited=0.4)
+        sent = h.sent()
+        self.assertRefused(h, sent)
+        self.assertEqual(h.transactions.stats()["server"], 1)
+        h.clock.advance(0.5)
+        self.assertEqual(h.statuses(), [503], "retransmitted by its transaction")
+        h.inject_after(ack(sent[0].to_tag, call_id="fold", branch="z9hG4bKf"), waited=0.4)
+        h.clock.advance(5)
+        self.assertEqual(h.sent(), [])
+        self.assertEqual(h.transport.shed_calls, 1)
+        self.assertEqual(len(self.warnings()), 1)
 
     def test_calls_in_progress_go_on(self):
-        """An answered call's ACK and BYE are served however long they waited."""
+        """An answered call's ACK, re-INVITE and BYE are served however long they waited."""
         h = Harness()
         h.inject(invite())
         ok = h.sent()[-1]
         self.assertEqual(ok.status, 200)
         h.inject_after(ack(ok.to_tag), waited=2.0)
-        h.inject_after(invite(branch="z9hG4bK3", body=b"", cseq=2, to_tag=ok.to_tag,
+        h.inject_after(invite(branch="z9hG4bKre", cseq=2, to_tag=ok.to_tag), waited=2.0)
+        self.assertEqual(h.statuses(), [200], "the re-INVITE is answered")
+        h.inject_after(ack(ok.to_tag, branch="z9hG4bKre2", cseq=2), waited=2.0)
+        h.inject_after(invite(branch="z9hG4bK3", body=b"", cseq=3, to_tag=ok.to_tag,
                               method="BYE"), waited=2.0)
         self.assertEqual(h.statuses(), [200])
         self.assertEqual(h.sessions.calls, {})
         self.assertEqual(h.sessions.completed_calls, 1)
-        self.assertEqual(h.sessions.shed_calls, 0)
+        self.assertEqual(h.transport.shed_calls, 0)
 
     def test_under_the_limit_and_off(self):
         """A wait under the limit, or the protection off (0): the call is served."""
         h = Harness()
         h.inject_after(invite(call_id="a", branch="z9hG4bKa"), waited=0.2)
         self.assertEqual(h.statuses()[-1], 200)
-        h.sessions.overload_delay = 0
+        h.transport.overload_delay = 0
         h.inject_after(invite(call_id="b", branch="z9hG4bKb"), waited=30.0)
         self.assertEqual(h.statuses()[-1], 200)
-        self.assertEqual(h.sessions.shed_calls, 0)
+        self.assertEqual(h.transport.shed_calls, 0)

@@ -103,6 +103,63 @@ class ViaStampingTests(SynchronousTestCase):
         self.assertEqual(reparsed.vias[1].host, "192.0.2.2")
 
 
+class OverloadSheddingTests(SynchronousTestCase):
+    """
+    While overloaded, a new INVITE is answered 503 from its lines, before
+    parsing; anything else takes the parsed path.
+    """
+
+    def shed(self, data, waited=1.0):
+        layer, proto, receiver = make_layer()
+        proto.datagramReceivedAfter(data, ("10.0.0.9", 5062), waited)
+        sent = proto.transport.written
+        return layer, receiver, sent
+
+    def test_compact_forms_and_case(self):
+        """Compact and lower-case names are read; the lines are copied as they are,
+        every Via in order."""
+        data = (b"INVITE sip:svc@127.0.0.1 SIP/2.0\r\n"
+                b"v: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKp1\r\n"
+                b"via:SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKabc;rport\r\n"
+                b"f: \"A b\" <sip:a@example.com>;tag=1\r\nt: <sip:svc@127.0.0.1>  \r\n"
+                b"i: c-42@x\r\ncseq: 7  INVITE\r\nMax-Forwards: 70\r\nl: 0\r\n\r\n")
+        layer, receiver, sent = self.shed(data)
+        self.assertEqual(receiver.messages, [], "not parsed, not delivered")
+        [(out, addr)] = sent
+        self.assertEqual(addr, ("10.0.0.9", 5062))
+        resp = parse_message(out)
+        self.assertEqual((resp.status, resp.reason), (503, "Service Unavailable"))
+        self.assertEqual([v.branch for v in resp.vias], ["z9hG4bKp1", "z9hG4bKabc"])
+        self.assertEqual(resp.call_id, "c-42@x")
+        self.assertEqual((resp.cseq.seq, resp.cseq.method), (7, "INVITE"))
+        self.assertEqual(resp.from_.display_name, "A b")
+        self.assertEqual(resp.from_tag, "1")
+        self.assertTrue(resp.to_tag.startswith("ovl"))
+        self.assertEqual(str(resp.to.uri), "sip:svc@127.0.0.1")
+        self.assertEqual(resp.get("Retry-After"), "5")
+        self.assertEqual(resp.body, b"")
+        self.assertEqual(layer.shed_calls, 1)
+
+    def test_parsed_path_otherwise(self):
+        """A re-INVITE (To tag), a missing or repeated header, a request other than
+        INVITE, or no wait: parsed and delivered (or answered 400) as always."""
+        cases = [
+            invite().replace(b"To: <sip:svc@127.0.0.1>", b"To: <sip:svc@127.0.0.1>;tag=x"),
+            invite().replace(b"Call-ID: c1\r\n", b""),
+            invite().replace(b"Call-ID: c1\r\n", b"Call-ID: c1\r\nCall-ID: c2\r\n"),
+            invite().replace(b"INVITE", b"OPTIONS"),
+        ]
+        for data in cases:
+            layer, receiver, sent = self.shed(data)
+            self.assertEqual(layer.shed_calls, 0, data)
+            self.assertTrue(receiver.messages or layer.bad_count, "parsed: %r" % (data,))
+            for out, addr in sent:
+                self.assertNotIn(b" 503 ", out.split(b"\r\n")[0], data)
+        layer, receiver, sent = self.shed(invite(), waited=0.1)
+        self.assertEqual(len(receiver.messages), 1)
+        self.assertEqual(layer.shed_calls, 0)
+
+
 class ResponseRoutingTests(SynchronousTestCase):
     def route(self, via, source):
         layer, proto, receiver = make_layer()

@@ -137,13 +137,14 @@ class SIPServer(service.MultiService):
     def __init__(self, reactor=None, listen=("udp:5060", "tcp:5060"), handler=None,
                  public_host=None, rtp_ports=(10000, 20000), timers=None,
                  rtcp_interval=5.0, symmetric_rtp=True, codecs=("PCMU", "PCMA"),
-                 media_bind_host=None, overload_delay=SessionManager.overload_delay):
+                 media_bind_host=None, overload_delay=SIPTransport.overload_delay):
         service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
         self.reactor = reactor
         self.timers = timers or TimerConfig()
         self.transport = SIPTransport(reactor, public_host)
+        self.transport.overload_delay = overload_delay
         self.listeners = []
         for spec in listen:
             kind, port, interface = parse_listen(spec)
@@ -163,7 +164,6 @@ class SIPServer(service.MultiService):
         self.dialogs.setServiceParent(self)
         self.sessions = SessionManager(reactor, self.transport, self.transactions,
                                        self.dialogs, self.media, handler)
-        self.sessions.overload_delay = overload_delay
         self.sessions.setServiceParent(self)
         self.transactions.tu = self.sessions
         self.transport.receiver = self.transactions
@@ -226,6 +226,7 @@ class SIPServer(service.MultiService):
         out.update(self.transactions.stats())
         out.update(self.dialogs.stats())
         out.update(self.sessions.stats())
+        out["shed_calls"] = self.transport.shed_calls
         out["media_sessions"] = len(self.media.sessions)
         out["rtp_ports_in_use"] = self.media.ports_in_use()
         return out

@@ -36,17 +36,6 @@ class SessionManager(service.Service):
 
     _log = Logger()
     name = "sessions"
-    #: overload protection: a new INVITE that waited longer than this many
-    #: seconds in the UDP socket's receive buffer (the transport's
-    #: C{queue_delay}) is answered 503 with C{Retry-After}, without a call
-    #: or media; requests in dialogs (ACK, BYE, re-INVITE) are served as
-    #: always.  Below T1, so that the calls let in are answered before
-    #: their INVITE is retransmitted.  0 turns it off.
-    overload_delay = 0.25
-    #: the Retry-After of those 503s, in seconds.
-    overload_retry_after = 5
-    #: the shortest time between two overload warnings, in seconds.
-    OVERLOAD_LOG_INTERVAL = 10.0
     ALLOW = ", ".join(SUPPORTED)
     USER_AGENT = "rvoip-twisted/0.1"
 
@@ -61,10 +50,6 @@ class SessionManager(service.Service):
         self.registrar = registrar
         self.calls = {}
         self.completed_calls = 0
-        #: new calls refused with 503 because the server was overloaded.
-        self.shed_calls = 0
-        self._shed_unlogged = 0
-        self._shed_log_at = None
         #: extra request handlers by method (the registrar adds REGISTER).
         self.methods = {}
         #: the "call ended" lines; the event's C{calls} field holds
@@ -112,8 +97,7 @@ class SessionManager(service.Service):
     def _out_of_dialog(self, request, txn):
         method = request.method
         if method == "INVITE":
-            limit = self.overload_delay
-            if limit and self.transport.queue_delay > limit:
+            if self.transport.overloaded:
                 self._shed(request, txn)
             else:
                 self._new_call(request, txn)
@@ -131,20 +115,14 @@ class SessionManager(service.Service):
             txn.respond(request.response(501))
 
     def _shed(self, request, txn):
-        """Refuse a new call while overloaded: 503, retry later (RFC 3261 21.5.4)."""
-        self.shed_calls += 1
+        """
+        Refuse a new call while overloaded: 503, retry later (RFC 3261
+        21.5.4).  The transport refuses most of them before parsing; these
+        are the INVITEs it had to parse first.
+        """
         txn.respond(request.response(503, headers=[
-            ("Retry-After", str(self.overload_retry_after))]))
-        self._shed_unlogged += 1
-        now = self.reactor.seconds()
-        if self._shed_log_at is None or now >= self._shed_log_at:
-            self._shed_log_at = now + self.OVERLOAD_LOG_INTERVAL
-            count, self._shed_unlogged = self._shed_unlogged, 0
-            self._log.warn(
-                "overloaded: {count} new call(s) answered 503 (a request waited "
-                "{waited:.3f} s to be read, over {limit} s); {total} so far",
-                count=count, waited=self.transport.queue_delay,
-                limit=self.overload_delay, total=self.shed_calls)
+            ("Retry-After", str(self.transport.overload_retry_after))]))
+        self.transport.count_shed()
 
     def allow(self):
         return ", ".join(SUPPORTED + tuple(self.methods))
@@ -329,8 +307,7 @@ class SessionManager(service.Service):
         self._ended_lines.flush()
 
     def stats(self):
-        return {"calls": len(self.calls), "completed_calls": self.completed_calls,
-                "shed_calls": self.shed_calls}
+        return {"calls": len(self.calls), "completed_calls": self.completed_calls}
 
 
 __all__ = ["SessionManager", "CallFailed"]

@@ -9,6 +9,7 @@ top Via with C{received}/C{rport}, answers what cannot be parsed (400, 413,
 18.2.2), requests to a L{Destination}.
 """
 
+import re
 import socket
 import struct
 import sys
@@ -251,6 +252,13 @@ class _IncomingFactory(protocol.Factory):
         return SIPStreamProtocol(self.layer)
 
 
+#: the lines a stateless 503 copies (any case, compact forms): name, value.
+_SHED_LINE_RE = re.compile(
+    rb"^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.I | re.M)
+_SHED_NAMES = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b"To",
+               b"t": b"To", b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
+
+
 class SIPTransport:
     """
     The SIP transport layer.
@@ -261,6 +269,18 @@ class SIPTransport:
     """
 
     _log = Logger()
+    #: overload protection: while a request waited longer than this many
+    #: seconds in the UDP socket's receive buffer (C{queue_delay}), new
+    #: INVITEs are answered 503 with C{Retry-After}: statelessly here,
+    #: before parsing, when their lines allow, else by the session layer
+    #: (L{overloaded}); requests in dialogs (ACK, BYE, re-INVITE) are served
+    #: as always.  Below T1, so that the calls let in are answered before
+    #: their INVITE is retransmitted.  0 turns it off.
+    overload_delay = 0.25
+    #: the Retry-After of those 503s, in seconds.
+    overload_retry_after = 5
+    #: the shortest time between two overload warnings, in seconds.
+    OVERLOAD_LOG_INTERVAL = 10.0
 
     def __init__(self, reactor, public_host=None, receiver=None):
         self.reactor = reactor
@@ -280,6 +300,10 @@ class SIPTransport:
         #: receive buffer before it was read, in seconds (0 when unknown,
         #: and over TCP).
         self.queue_delay = 0.0
+        #: new calls refused with 503 because the server was overloaded.
+        self.shed_calls = 0
+        self._shed_unlogged = 0
+        self._shed_log_at = None
 
     @property
     def receiver(self):
@@ -386,6 +410,9 @@ class SIPTransport:
             except Exception:
                 self._log.failure("receiver failed on a retransmission from {addr}", addr=addr)
                 return
+        if (data[:7] == b"INVITE " and self.queue_delay > self.overload_delay > 0
+                and self._shed_invite(data, addr)):
+            return      # overloaded: a new call refused before any parsing
         source = Destination("UDP", addr[0], addr[1])
         try:
             msg = parse_message(data, MAX_MESSAGE_SIZE)
@@ -395,6 +422,76 @@ class SIPTransport:
         if isinstance(msg, Request):
             msg.raw_key = raw_key
         self.message_received(msg, source)
+
+    # -- overload
+
+    @property
+    def overloaded(self):
+        """Whether the message being handled waited longer than C{overload_delay}."""
+        return self.queue_delay > self.overload_delay > 0
+
+    def _shed_invite(self, data, addr):
+        """
+        Answer a new INVITE 503 statelessly (RFC 3261 8.2.7: no transaction,
+        no retransmission, its ACK ignored) from its Via, From, To, Call-ID
+        and CSeq lines alone, copied as they are: the server is overloaded
+        and this costs a small part of what parsing it would.  C{False}
+        when the INVITE cannot be read that way (folded lines, a header
+        missing or repeated, a To tag: a re-INVITE within a dialog): it is
+        parsed as usual, and the session layer refuses it if it is a new
+        call (L{count_shed}).
+        """
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        head = data[:end]
+        if b"\n " in head or b"\n\t" in head:
+            return False
+        vias = []
+        found = {}
+        for name, value in _SHED_LINE_RE.findall(head, data.find(b"\n") + 1):
+            key = _SHED_NAMES[name.lower()]
+            if key == b"Via":
+                vias.append(value)
+            elif key in found:
+                return False
+            else:
+                found[key] = value
+        if not vias or len(found) != 4:
+            return False
+        to = found[b"To"]
+        cseq = found[b"CSeq"].split()
+        if b"tag=" in to.lower() or len(cseq) != 2 or cseq[1] != b"INVITE":
+            return False
+        lines = [b"SIP/2.0 503 Service Unavailable"]
+        lines.extend([b"Via: " + via for via in vias])
+        lines.append(b"From: " + found[b"From"])
+        # 8.2.7: the same tag for a retransmission of the same request
+        tag = b"ovl%012x" % (hash((found[b"Call-ID"], found[b"From"], vias[0]))
+                             & 0xFFFFFFFFFFFF,)
+        lines.append(b"To: " + to + b";tag=" + tag)
+        lines.append(b"Call-ID: " + found[b"Call-ID"])
+        lines.append(b"CSeq: " + found[b"CSeq"])
+        lines.append(b"Retry-After: %d" % (self.overload_retry_after,))
+        lines.append(b"Content-Length: 0\r\n\r\n")
+        self.send(b"\r\n".join(lines), Destination("UDP", addr[0], addr[1]))
+        self.count_shed()
+        return True
+
+    def count_shed(self):
+        """A new call refused with 503 while overloaded: counted, and a warning at most
+        every C{OVERLOAD_LOG_INTERVAL} seconds."""
+        self.shed_calls += 1
+        self._shed_unlogged += 1
+        now = self.reactor.seconds()
+        if self._shed_log_at is None or now >= self._shed_log_at:
+            self._shed_log_at = now + self.OVERLOAD_LOG_INTERVAL
+            count, self._shed_unlogged = self._shed_unlogged, 0
+            self._log.warn(
+                "overloaded: {count} new call(s) answered 503 (a request waited "
+                "{waited:.3f} s to be read, over {limit} s); {total} so far",
+                count=count, waited=self.queue_delay, limit=self.overload_delay,
+                total=self.shed_calls)
 
     def message_received(self, msg, source):
         self.received_count += 1
