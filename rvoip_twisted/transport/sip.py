@@ -410,7 +410,7 @@ class SIPTransport:
             except Exception:
                 self._log.failure("receiver failed on a retransmission from {addr}", addr=addr)
                 return
-        if (data[:7] == b"INVITE " and self.queue_delay > self.overload_delay > 0
+        if (self.queue_delay > self.overload_delay > 0 and data[:7] == b"INVITE "
                 and self._shed_invite(data, addr)):
             return      # overloaded: a new call refused before any parsing
         source = Destination("UDP", addr[0], addr[1])
