@@ -140,6 +140,27 @@ class OverloadSheddingTests(SynchronousTestCase):
         self.assertEqual(resp.body, b"")
         self.assertEqual(layer.shed_calls, 1)
 
+    def test_linear_in_blanks(self):
+        """
+        A 60 KB INVITE of blanks (a line that would make a backtracking
+        pattern try every split) is read in one pass: refused or parsed,
+        at once.
+        """
+        import time
+        blanks = b" " * 30000
+        data = invite().replace(b"Call-ID: c1", b"Call-ID:" + blanks + b"c" + blanks + b"1\r")
+        started = time.perf_counter()
+        layer, receiver, sent = self.shed(data)
+        self.assertLess(time.perf_counter() - started, 2.0)
+        self.assertEqual(layer.shed_calls, 0, "a bare CR: the parser decides")
+        data = invite().replace(b"Call-ID: c1", b"Call-ID:" + blanks + b"c" + blanks + b"1 ")
+        started = time.perf_counter()
+        layer, receiver, sent = self.shed(data)
+        self.assertLess(time.perf_counter() - started, 2.0)
+        self.assertEqual(layer.shed_calls, 1)
+        [(out, addr)] = sent
+        self.assertIn(b"Call-ID: c" + blanks + b"1\r\n", out)
+
     def test_parsed_path_otherwise(self):
         """A re-INVITE (To tag), a missing or repeated header, a request other than
         INVITE, or no wait: parsed and delivered (or answered 400) as always."""

@@ -252,9 +252,11 @@ class _IncomingFactory(protocol.Factory):
         return SIPStreamProtocol(self.layer)
 
 
-#: the lines a stateless 503 copies (any case, compact forms): name, value.
+#: the lines a stateless 503 copies (any case, compact forms): name, value
+#: (its trailing blanks still on).  Possessive quantifiers: no backtracking,
+#: linear in the datagram whatever its blanks.
 _SHED_LINE_RE = re.compile(
-    rb"^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.I | re.M)
+    rb"^(via|v|from|f|to|t|call-id|i|cseq)[ \t]*+:[ \t]*+([^\r\n]*+)", re.I | re.M)
 _SHED_NAMES = {b"via": b"Via", b"v": b"Via", b"from": b"From", b"f": b"From", b"to": b"To",
                b"t": b"To", b"call-id": b"Call-ID", b"i": b"Call-ID", b"cseq": b"CSeq"}
 
@@ -445,12 +447,14 @@ class SIPTransport:
         if end < 0:
             return False
         head = data[:end]
-        if b"\n " in head or b"\n\t" in head:
-            return False
+        if (b"\n " in head or b"\n\t" in head
+                or head.count(b"\r") != head.count(b"\r\n")):
+            return False        # folded lines, a bare CR: the parser decides
         vias = []
         found = {}
         for name, value in _SHED_LINE_RE.findall(head, data.find(b"\n") + 1):
             key = _SHED_NAMES[name.lower()]
+            value = value.rstrip(b" \t")
             if key == b"Via":
                 vias.append(value)
             elif key in found:
