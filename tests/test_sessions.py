@@ -693,6 +693,32 @@ class OverloadTests(SynchronousTestCase):
         self.assertEqual(h.transport.shed_calls, 1)
         self.assertEqual(len(self.warnings()), 1)
 
+    def test_retransmission_reaches_its_transaction(self):
+        """
+        A retransmitted INVITE (here one that differs in bytes from the
+        first, so the hash path does not take it) is never refused: its
+        branch has a live transaction, which handles it.  An INVITE without
+        an RFC 3261 branch may be one too: it is parsed and matched first.
+        """
+        h = Harness()
+        h.inject(invite(call_id="kept", branch="z9hG4bKkept"))
+        ok = h.sent()[-1]
+        self.assertEqual(ok.status, 200)
+        variant = invite(call_id="kept", branch="z9hG4bKkept").replace(
+            b"Max-Forwards: 70\n", b"Max-Forwards: 70\nSubject: again\n")
+        h.inject_after(variant, waited=1.0)
+        self.assertNotIn(503, h.statuses())
+        self.assertEqual(h.transport.shed_calls, 0)
+        self.assertEqual(list(h.sessions.calls), ["kept"])
+        old_style = invite(call_id="2543", branch="1234")
+        h.inject_after(old_style, waited=1.0)
+        self.assertEqual(h.statuses(), [503])
+        self.assertEqual(h.transport.shed_calls, 1)
+        self.assertEqual(h.transactions.stats()["server"], 2, "refused in a transaction")
+        h.inject_after(old_style, waited=1.0)
+        self.assertEqual(h.statuses(), [503], "its retransmission: the same 503 again")
+        self.assertEqual(h.transport.shed_calls, 1)
+
     def test_calls_in_progress_go_on(self):
         """An answered call's ACK, re-INVITE and BYE are served however long they waited."""
         h = Harness()

@@ -55,7 +55,7 @@ from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from ..sip.ids import new_tag
+from ..sip.ids import BRANCH_MAGIC, new_tag
 from ..sip.message import Response
 from ..sip.transaction import (
     CALLING, COMPLETED, PROCEEDING, TERMINATED, TRYING, InviteClientTransaction,
@@ -454,6 +454,19 @@ class TransactionManager(service.Service):
             if dest is None:
                 dest = self._transport.request_destination(message)
         self._transport.send(message.to_bytes(), dest)
+
+    def may_match_invite(self, via):
+        """
+        Whether an INVITE whose top Via is C{via} (a L{Via}) may belong to
+        a live server transaction (RFC 3261 17.2.3): its branch key is in
+        the table, or it has no C{z9hG4bK} branch, so that only the whole
+        request can tell.  The transport asks before it refuses an INVITE
+        unparsed: a retransmission must reach its transaction.
+        """
+        branch = via.branch
+        if branch is None or not branch.startswith(BRANCH_MAGIC):
+            return True
+        return (branch, via.sent_by, "INVITE") in self._servers
 
     def find_invite_for_cancel(self, cancel_request):
         """

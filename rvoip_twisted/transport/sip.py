@@ -24,7 +24,8 @@ from twisted.python import log as _legacy_log
 from ..logs import LEVEL
 from ..sip.address import Destination
 from ..sip.errors import SIPParseError
-from ..sip.message import Request
+from ..sip.headers import Via, split_list
+from ..sip.message import ENCODING, ERRORS, Request
 from ..sip.parser import MAX_MESSAGE_SIZE, StreamParser, parse_message
 
 #: RFC 3261 18.1.1: a request larger than this goes over TCP.
@@ -314,9 +315,11 @@ class SIPTransport:
     @receiver.setter
     def receiver(self, receiver):
         self._receiver = receiver
-        # its fast path for byte-identical retransmissions, looked up once
-        # here rather than per datagram
+        # its fast path for byte-identical retransmissions, and its check
+        # before an INVITE is refused unparsed, looked up once here rather
+        # than per datagram
         self._absorb = getattr(receiver, "retransmission_received", None)
+        self._may_match_invite = getattr(receiver, "may_match_invite", None)
 
     # -- factories for the listening services
 
@@ -412,8 +415,7 @@ class SIPTransport:
             except Exception:
                 self._log.failure("receiver failed on a retransmission from {addr}", addr=addr)
                 return
-        if (self.queue_delay > self.overload_delay > 0 and data[:7] == b"INVITE "
-                and self._shed_invite(data, addr)):
+        if self.overloaded and data[:7] == b"INVITE " and self._shed_invite(data, addr):
             return      # overloaded: a new call refused before any parsing
         source = Destination("UDP", addr[0], addr[1])
         try:
@@ -439,9 +441,10 @@ class SIPTransport:
         and CSeq lines alone, copied as they are: the server is overloaded
         and this costs a small part of what parsing it would.  C{False}
         when the INVITE cannot be read that way (folded lines, a header
-        missing or repeated, a To tag: a re-INVITE within a dialog): it is
-        parsed as usual, and the session layer refuses it if it is a new
-        call (L{count_shed}).
+        missing or repeated, a To tag: a re-INVITE within a dialog) or may
+        be a retransmission (its top Via's branch has a live transaction,
+        or is not an RFC 3261 one): it is parsed as usual, matched, and
+        the session layer refuses it if it is a new call (L{count_shed}).
         """
         end = data.find(b"\r\n\r\n")
         if end < 0:
@@ -467,6 +470,14 @@ class SIPTransport:
         cseq = found[b"CSeq"].split()
         if b"tag=" in to.lower() or len(cseq) != 2 or cseq[1] != b"INVITE":
             return False
+        may_match = self._may_match_invite
+        if may_match is not None:
+            try:
+                top = Via.parse(split_list(vias[0].decode(ENCODING, ERRORS))[0])
+            except SIPParseError:
+                return False
+            if may_match(top):
+                return False
         lines = [b"SIP/2.0 503 Service Unavailable"]
         lines.extend([b"Via: " + via for via in vias])
         lines.append(b"From: " + found[b"From"])
