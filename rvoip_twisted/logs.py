@@ -30,6 +30,8 @@ class LineBatch:
 
     @ivar field: the event field that carries the batch's items (one per
         line, for structured observers).
+    @ivar closed: whether L{close} was called (and not L{open} since): each
+        line added is then logged at once, with no delayed call.
     """
 
     def __init__(self, reactor, log, field, delay=1.0):
@@ -40,13 +42,25 @@ class LineBatch:
         self._lines = []
         self._items = []
         self._call = None
+        self.closed = False
 
     def add(self, line, item):
         """Add one line (plain text, logged as it is) and its item."""
-        if self._call is None:
-            self._call = self._reactor.callLater(self.delay, self._due)
         self._lines.append(line)
         self._items.append(item)
+        if self.closed:
+            self.flush()
+        elif self._call is None:
+            self._call = self._reactor.callLater(self.delay, self._due)
+
+    def close(self):
+        """Log what has been added; from now on, log each line when added."""
+        self.closed = True
+        self.flush()
+
+    def open(self):
+        """Batch again (after L{close})."""
+        self.closed = False
 
     def _due(self):
         self._call = None

@@ -271,6 +271,51 @@ class UASTests(SynchronousTestCase):
         self.assertEqual([c for c, q in batches()[-1]["calls"]], ["batch-3"])
         self.assertEqual(len(batches()), 2)
 
+    def test_stopping_refuses_new_calls(self):
+        """
+        From stopService on, a new INVITE and an OPTIONS are answered 503
+        (a proxy turns to another server) while the calls in progress end;
+        a call placed after the service stopped has its "call ended" line
+        logged when it ends, with no delayed call left behind; startService
+        accepts calls again.
+        """
+        from twisted.logger import globalLogPublisher
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        h = Harness()
+        h.sessions.startService()
+        placed = h.sessions.call("sip:bob@192.0.2.1:5062")
+        self.assertEqual(h.statuses(), ["INVITE"])
+        stopped = h.sessions.stopService()
+        self.assertNoResult(stopped)    # our INVITE is still unanswered
+        h.inject(invite(call_id="late", branch="z9hG4bKlate"))
+        h.inject(invite(call_id="ping", branch="z9hG4bKping", body=b"", method="OPTIONS"))
+        self.assertEqual(h.statuses(), [503, 503])
+        self.assertEqual(len(h.sessions.calls), 1)       # only the call we placed
+        self.assertNotIn("late", h.sessions.calls)
+        self.assertEqual(h.app.calls, [])
+        h.clock.advance(64 * h.config.t1)     # Timer B: the call we placed ends
+        self.failureResultOf(placed, CallFailed)
+        self.assertIsNone(self.successResultOf(stopped))
+        self.assertEqual(h.sessions.calls, {})
+        h.sent()
+        # stopped: still refused; a call placed now logs its line at once
+        h.inject(invite(call_id="later", branch="z9hG4bKlater"))
+        self.assertEqual(h.statuses(), [503])
+        after = h.sessions.call("sip:bob@192.0.2.1:5062")
+        h.clock.advance(64 * h.config.t1)
+        self.failureResultOf(after, CallFailed)
+        ended = [e for e in events if "calls" in e]
+        self.assertEqual(len(ended[-1]["calls"]), 1)
+        self.assertNotIn(h.sessions._ended_lines._due,
+                         [c.func for c in h.clock.getDelayedCalls()])
+        h.sent()
+        h.sessions.startService()
+        h.inject(invite(call_id="again", branch="z9hG4bKagain"))
+        self.assertEqual(h.statuses(), [200])
+        self.assertEqual(len(h.app.calls), 1)
+
     def test_ended_call_freed_without_the_gc(self):
         """
         Nothing of an ended call is left in a reference cycle: the Call is

@@ -32,6 +32,10 @@ class SessionManager(service.Service):
     """
     @ivar handler: the application, an L{ICallHandler}.
     @ivar calls: C{call_id -> Call} for every call not yet ended.
+    @ivar stopping: C{True} from L{stopService} until L{startService}: a new
+        call (an INVITE without a To tag) and an OPTIONS are answered 503,
+        so that a peer or a proxy turns to another server, while the calls
+        in progress end.
     """
 
     _log = Logger()
@@ -55,6 +59,7 @@ class SessionManager(service.Service):
         #: the "call ended" lines; the event's C{calls} field holds
         #: C{(call_id, quality)} for each line.
         self._ended_lines = LineBatch(reactor, self._log, "calls")
+        self.stopping = False
 
     new_tag = staticmethod(new_tag)
 
@@ -96,6 +101,9 @@ class SessionManager(service.Service):
 
     def _out_of_dialog(self, request, txn):
         method = request.method
+        if self.stopping and (method == "INVITE" or method == "OPTIONS"):
+            txn.respond(request.response(503))
+            return
         if method == "INVITE":
             if self.transport.overloaded:
                 self._shed(request, txn)
@@ -292,10 +300,21 @@ class SessionManager(service.Service):
 
     # ------------------------------------------------------------ service
 
+    def startService(self):
+        service.Service.startService(self)
+        self.stopping = False
+        self._ended_lines.open()
+
     @defer.inlineCallbacks
     def stopService(self):
-        """End every call (BYE or final response) before the layers below stop."""
+        """
+        End every call (BYE or final response) before the layers below
+        stop; new calls are refused from now on (L{stopping}).  The "call
+        ended" lines still batched are logged, and from then on each is
+        logged at once (no delayed call outlives the service).
+        """
         service.Service.stopService(self)
+        self.stopping = True
         calls = list(self.calls.values())
         for call in calls:
             try:
@@ -304,7 +323,7 @@ class SessionManager(service.Service):
                 self._log.failure("hanging up {call_id}", call_id=call.call_id)
         if calls:
             yield defer.DeferredList([c.ended for c in calls if c.state != "ended"])
-        self._ended_lines.flush()
+        self._ended_lines.close()
 
     def stats(self):
         return {"calls": len(self.calls), "completed_calls": self.completed_calls}
