@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
-import heapq
 import time
 
 from twisted.internet import reactor as _real_reactor
-from twisted.internet.base import DelayedCall
 from twisted.internet.interfaces import IReactorFDSet
 from zope.interface import implementer
+
+from rvoip_twisted.testing import HeapClock
 
 SDP = (
     b"v=0\r\n"
@@ -79,38 +79,12 @@ BYE = (
 
 
 @implementer(IReactorFDSet)
-class _Reactor:
-    """Simulated time (a heap of DelayedCalls: ``task.Clock`` sorts its list on every
-    callLater, too slow for thousands of timers); sockets (RTP ports) from the real
-    reactor."""
+class _Reactor(HeapClock):
+    """Simulated time (``task.Clock`` sorts its list on every callLater, too slow for
+    thousands of timers: a heap); sockets (RTP ports) from the real reactor."""
 
     def __init__(self):
-        self.now = 1000.0
-        self._heap = []
-        self._seq = 0
-
-    def seconds(self):
-        return self.now
-
-    def callLater(self, delay, f, *args, **kw):
-        call = DelayedCall(self.now + delay, f, args, kw, _ignore, self._push,
-                           seconds=self.seconds)
-        self._push(call)
-        return call
-
-    def _push(self, call):
-        self._seq += 1
-        heapq.heappush(self._heap, (call.getTime(), self._seq, call))
-
-    def advance(self, amount):
-        self.now += amount
-        heap = self._heap
-        while heap and heap[0][0] <= self.now:
-            when, _, call = heapq.heappop(heap)
-            if call.cancelled or call.called or call.getTime() != when:
-                continue
-            call.called = 1
-            call.func(*call.args, **call.kw)
+        HeapClock.__init__(self, start=1000.0)
 
     def listenUDP(self, *args, **kwargs):
         return _real_reactor.listenUDP(*args, **kwargs)
@@ -137,10 +111,6 @@ class _Reactor:
 
     def removeAll(self):
         return _real_reactor.removeAll()
-
-
-def _ignore(call):
-    pass
 
 
 class _Socket:

@@ -4,9 +4,6 @@ by L{twisted.internet.task.Clock} with a fake transport recording
 C{(bytes, dest)}.
 """
 
-import heapq
-
-from twisted.internet.base import DelayedCall
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.internet.testing import EventLoggingObserver
@@ -18,6 +15,7 @@ from rvoip_twisted.sip.parser import parse_message
 from rvoip_twisted.sip.transaction import (
     ACCEPTED, COMPLETED, CONFIRMED, PROCEEDING, TERMINATED, TimerConfig,
 )
+from rvoip_twisted.testing import HeapClock
 from tests.test_transaction import Recorder, make_request, make_response
 
 SERVER = Destination("UDP", "192.0.2.2", 5060)
@@ -87,48 +85,6 @@ def answer_with(*statuses):
         for status in statuses:
             txn.respond(request.response(status, to_tag="srv"))
     return answer
-
-
-class HeapClock(Clock):
-    """
-    A L{Clock} whose pending calls are a heap, like the real reactor's:
-    the stock Clock sorts its whole list on every callLater, which makes
-    10,000 concurrent timers take minutes.
-    """
-
-    def __init__(self):
-        Clock.__init__(self)
-        self._heap = []
-        self._seq = 0
-
-    def callLater(self, delay, f, *args, **kw):
-        dc = DelayedCall(self.seconds() + delay, f, args, kw,
-                         lambda c: None, self._push, self.seconds)
-        self._push(dc)
-        return dc
-
-    def _push(self, dc):
-        self._seq += 1
-        heapq.heappush(self._heap, (dc.getTime(), self._seq, dc))
-
-    def advance(self, amount):
-        self.rightNow += amount
-        heap = self._heap
-        while heap and heap[0][0] <= self.rightNow:
-            t, _, dc = heapq.heappop(heap)
-            if dc.cancelled or dc.called:
-                continue
-            when = dc.getTime()
-            if when > t:                  # reset to later: requeue
-                self._push(dc)
-                continue
-            if when < t:                  # reset to earlier: a newer entry exists
-                continue
-            dc.called = 1
-            dc.func(*dc.args, **dc.kw)
-
-    def getDelayedCalls(self):
-        return list({dc for _, _, dc in self._heap if not (dc.cancelled or dc.called)})
 
 
 class ManagerTestCase(SynchronousTestCase):
