@@ -961,6 +961,34 @@ class ServiceTests(ManagerTestCase):
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.assertTrue(all(s._stopped for s in sessions))
 
+    def test_idle_manager_sleeps(self):
+        """
+        With no session the media clock and the RTCP loop do not run (an
+        idle server is not woken 520 times a second); the first session
+        starts both, and they stop once the last one has ended (the clock
+        after a second without streams, the RTCP loop at the end of its
+        round).
+        """
+        manager = self.manager()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertFalse(manager.clock.running)
+        session, _ = self.answered(manager)
+        self.assertTrue(manager.clock.running)
+        self.advance(0.1)
+        self.assertTrue(rtp_sent(self.reactor, session.local_port))   # media flows
+        session.stop()
+        self.advance(0.5)
+        self.assertTrue(manager.clock.running)      # a second's grace
+        self.advance(manager.rtcp_interval + 1.0)
+        self.assertFalse(manager.clock.running)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        # and again for the next call
+        again, _ = self.answered(manager, "call-2")
+        self.advance(manager.rtcp_interval + 0.1)
+        self.assertTrue(rtp_sent(self.reactor, again.local_port))
+        self.assertTrue([d for d, _ in self.reactor.sent(again.local_port + 1)
+                         if 192 <= d[1] <= 223])                    # RTCP reports too
+
     def test_estimate_mos(self):
         """
         The E-model: no loss and little delay gives ~4.4; loss and delay
@@ -1001,6 +1029,37 @@ class MediaClockTests(SynchronousTestCase):
         self.assertEqual(names.count("a"), 3)  # t = 0, 0.02, 0.04
         self.assertEqual(names.count("b"), 2)  # t = 0.002, 0.022
         self.assertEqual({frames for _, frames, _ in self.calls}, {1})
+
+    def test_runs_only_with_streams(self):
+        """
+        Started with no stream, the loop does not run; the first stream
+        starts it (its first tick one tick later); a second without any
+        stream stops it; a stream added later starts it again.
+        """
+        self.clock.start()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        handle = self.clock.add(self.recorder("a"))
+        self.assertTrue(self.clock.running)
+        self.assertEqual(self.calls, [])
+        for _ in range(10):
+            self.reactor.advance(0.002)
+        self.assertEqual([name for name, _, _ in self.calls], ["a"])
+        self.clock.remove(handle)
+        self.assertEqual(len(self.clock), 0)
+        for _ in range(499):
+            self.reactor.advance(0.002)
+        self.assertTrue(self.clock.running)
+        self.reactor.advance(0.002)
+        self.assertFalse(self.clock.running)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.clock.add(self.recorder("b"))
+        for _ in range(10):
+            self.reactor.advance(0.002)
+        self.assertEqual([name for name, _, _ in self.calls], ["a", "b"])
+        self.clock.stop()
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.clock.add(self.recorder("c"))          # stopped: no loop until start()
+        self.assertFalse(self.clock.running)
 
     def test_late_call_counts_frames(self):
         """

@@ -11,6 +11,11 @@ C{count} ticks elapsed since the last call, every slot passed over is
 visited, and a stream whose slot came round C{n} times is called once with
 C{frames=n}, so it sends all the packets that are due and its RTP timestamps
 stay continuous (no drift, no skip).
+
+The loop runs only while there are streams: it starts with the first one
+and stops after the wheel has been empty for C{idle} seconds, so that an
+idle server does not wake 500 times a second (and one that carries calls
+does not stop and start the loop between them).
 """
 
 from twisted.internet.task import LoopingCall
@@ -27,7 +32,7 @@ class MediaClock:
 
     _log = Logger()
 
-    def __init__(self, reactor, tick=0.002, period=0.02):
+    def __init__(self, reactor, tick=0.002, period=0.02, idle=1.0):
         if tick <= 0 or period < tick:
             raise ValueError("need 0 < tick <= period")
         self.reactor = reactor
@@ -39,31 +44,48 @@ class MediaClock:
         self._ticks = 0
         self._next_key = 0
         self._loop = None
+        self._enabled = False
+        self._streams = 0
+        #: ticks of an empty wheel before the loop stops
+        self._idle_limit = max(1, int(round(idle / tick)))
+        self._idle_ticks = 0
         self.late_calls = 0
         self.failures = 0
 
     def __len__(self):
-        return sum(len(slot) for slot in self._wheel)
+        return self._streams
 
     @property
     def running(self):
+        """Whether the loop is running (started, with streams or lately had)."""
         return self._loop is not None and self._loop.running
 
     def start(self):
         """
-        Start the loop (first tick now).  Idempotent.
+        Enable the clock: the loop runs from now (first tick now) if there
+        are streams, else from the first L{add}.  Idempotent.
         """
-        if self.running:
-            return
-        self._loop = LoopingCall.withCount(self._run)
-        self._loop.clock = self.reactor
-        d = self._loop.start(self.tick, now=True)
-        d.addErrback(lambda f: self._log.failure("media clock stopped", failure=f))
+        self._enabled = True
+        if self._streams:
+            self._start_loop(now=True)
 
     def stop(self):
         """
-        Stop the loop.  Idempotent.
+        Stop the loop and disable the clock until L{start}.  Idempotent.
         """
+        self._enabled = False
+        self._stop_loop()
+
+    def _start_loop(self, now):
+        if self.running:
+            return
+        self._idle_ticks = 0
+        self._loop = LoopingCall.withCount(self._run)
+        self._loop.clock = self.reactor
+        d = self._loop.start(self.tick, now=now)
+        d.addErrback(lambda f: self._log.failure("media clock stopped", failure=f))
+
+    def _stop_loop(self):
         if self.running:
             self._loop.stop()
         self._loop = None
@@ -91,6 +113,11 @@ class MediaClock:
         self._next_key += 1
         self._wheel[slot][key] = callback
         self._snapshots[slot] = tuple(self._wheel[slot].items())
+        self._streams += 1
+        self._idle_ticks = 0
+        if self._enabled and self._loop is None:
+            # the first tick one tick from now, as on a running wheel
+            self._start_loop(now=False)
         return (slot, key)
 
     def remove(self, handle):
@@ -100,6 +127,7 @@ class MediaClock:
         slot, key = handle
         if self._wheel[slot].pop(key, None) is not None:
             self._snapshots[slot] = tuple(self._wheel[slot].items())
+            self._streams -= 1
 
     def slot_loads(self):
         """The number of callbacks in each slot."""
@@ -108,6 +136,11 @@ class MediaClock:
     def _run(self, count):
         start = self._ticks
         self._ticks = start + count
+        if not self._streams:
+            self._idle_ticks += count
+            if self._idle_ticks >= self._idle_limit:
+                self._stop_loop()
+            return
         if count > 1:
             self.late_calls += 1
         slots = self.slots

@@ -949,6 +949,11 @@ class MediaManager(Service):
     def startService(self):
         Service.startService(self)
         self.clock.start()
+        if self.sessions:
+            self._start_rtcp_loop()
+
+    def _start_rtcp_loop(self):
+        """The RTCP loop runs while there are sessions (see L{_send_reports})."""
         self._rtcp_loop = LoopingCall(self._send_reports)
         self._rtcp_loop.clock = self.reactor
         self._rtcp_loop.start(self.rtcp_interval / RTCP_SLICES, now=False).addErrback(
@@ -986,6 +991,13 @@ class MediaManager(Service):
         starts waits for the next round.
         """
         if self._rtcp_turn >= RTCP_SLICES:
+            if not self.sessions:
+                # no session: the loop stops until the next one (no wake-ups
+                # for an idle server)
+                self._rtcp_round = []
+                self._rtcp_loop.stop()
+                self._rtcp_loop = None
+                return
             self._rtcp_round = list(self.sessions.values())
             self._rtcp_turn = 0
             self._rtcp_done = 0
@@ -1015,6 +1027,8 @@ class MediaManager(Service):
         port, rtp, rtcp = self._allocate()
         session = MediaSession(self, call_id, port, rtp, rtcp, self._random)
         self.sessions[call_id] = session
+        if self._rtcp_loop is None and self.running:
+            self._start_rtcp_loop()
         return session
 
     def ports_in_use(self):
