@@ -35,7 +35,8 @@ SIP_FAST = (
     r"([A-Za-z0-9](?:[A-Za-z0-9.\-_]*[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\])"
     r"(?::([0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
     r"((?:;[" + _PARAMCHAR + r"]+(?:=[" + _PARAMCHAR + r"]+)?)*)")
-_SIP_FAST_RE = re.compile(SIP_FAST + r"\Z")
+#: the whole text is one such URI (the groups of L{SIP_FAST}).
+SIP_FAST_RE = re.compile(SIP_FAST + r"\Z")
 
 #: URI parameters that must match when present in either URI (19.1.4).
 _STRICT_PARAMS = ("transport", "user", "method", "ttl", "maddr")
@@ -221,7 +222,7 @@ def parse_uri(text):
     unknown scheme is not an error here (RFC 4475 unkscm, novelsc, unksm2):
     the server answers 416 where it has to route on it.
     """
-    m = _SIP_FAST_RE.match(text)
+    m = SIP_FAST_RE.match(text)
     if m is not None:
         scheme, user, password, host, port, ptext = m.groups()
         return uri_from_fast(scheme, user, password, host, port, ptext, text)
