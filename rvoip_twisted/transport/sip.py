@@ -305,9 +305,8 @@ class SIPTransport:
         #: receive buffer before it was read, in seconds (0 when unknown,
         #: and over TCP).
         self.queue_delay = 0.0
-        #: new calls refused with 503 because the server was overloaded.
-        #: requests that start new work refused 503 while overloaded, and
-        #: the INVITEs among them
+        #: requests that start new work refused 503 because the server was
+        #: overloaded, and the INVITEs (new calls) among them
         self.shed_requests = 0
         self.shed_calls = 0
         self._shed_unlogged = 0
