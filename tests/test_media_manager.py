@@ -1113,6 +1113,21 @@ class MediaClockTests(SynchronousTestCase):
         self.reactor.advance(0.01)                              # on time again
         self.assertEqual(self.clock.late_calls, 1)
 
+    def test_broken_late_observer(self):
+        """A late_observer that raises is logged; the streams go on."""
+        def broken(late):
+            raise RuntimeError("observer")
+
+        self.clock.late_observer = broken
+        self.clock.add(self.recorder("a"))
+        self.clock.start()
+        self.reactor.advance(0.05)                  # late: the observer raises
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        for _ in range(10):
+            self.reactor.advance(0.002)
+        self.assertEqual([frames for _, frames, _ in self.calls], [1, 2, 1])
+        self.assertTrue(self.clock.running)
+
     def test_remove_and_failure(self):
         """
         A removed stream is not called; a stream that raises is removed and

@@ -64,7 +64,7 @@ class MediaClock:
     @property
     def running(self):
         """Whether any slot's loop is running or about to start."""
-        return any(loop is not None for loop in self._loops)
+        return any(_alive(loop) for loop in self._loops)
 
     def start(self):
         """
@@ -98,7 +98,7 @@ class MediaClock:
     def _start_slot(self, slot, at_once=False):
         """Start C{slot}'s loop at its phase: at once if that is now and
         C{at_once} (L{start}), else from the reactor (never inside L{add})."""
-        if self._loops[slot] is not None:
+        if _alive(self._loops[slot]):
             return
         self._idle[slot] = 0
         now = self.reactor.seconds()
@@ -192,7 +192,10 @@ class MediaClock:
         if late >= self.tick:
             self.late_calls += 1
             if self.late_observer is not None:
-                self.late_observer(late)
+                try:
+                    self.late_observer(late)
+                except Exception:
+                    self._log.failure("media clock late_observer failed")
         for key, callback in snapshot:
             try:
                 callback(count, now)
@@ -202,3 +205,13 @@ class MediaClock:
                 self.failures += 1
                 self._log.failure("media stream tick raised; stream removed from the clock")
                 self.remove((slot, key))
+
+
+def _alive(loop):
+    """Whether a slot's loop (a LoopingCall, a DelayedCall starting one, or
+    None) runs or will."""
+    if loop is None:
+        return False
+    if isinstance(loop, LoopingCall):
+        return loop.running
+    return loop.active()
