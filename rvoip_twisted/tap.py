@@ -23,8 +23,8 @@ class Options(usage.Options):
         ["rtcp-interval", None, "5", "Seconds between RTCP reports."],
         ["t1", None, "0.5", "SIP timer T1 in seconds."],
         ["overload-delay", None, "0.25",
-         "Answer new calls and other new requests 503 (Retry-After) while requests wait "
-         "longer than this many seconds to be read: the server is overloaded (0: never)."],
+         "Answer new calls 503 (Retry-After) while requests wait longer than this many "
+         "seconds to be read: the server is overloaded (0: never)."],
         ["log-level", None, "info", "debug logs one line per SIP message."],
         ["users", None, None,
          "Users file (user:password or user:HA1=hex a line): digest authentication "

@@ -738,6 +738,20 @@ class OverloadTests(SynchronousTestCase):
         self.assertEqual(h.transport.shed_calls, 1)
         self.assertEqual(len(self.warnings()), 1)
 
+    def test_credentials_are_a_call_in_progress(self):
+        """
+        An INVITE with credentials (the answer to our 407 challenge) is a
+        call in progress: served while overloaded, on the parsed path too.
+        """
+        h = Harness()
+        folded = invite(call_id="auth", branch="z9hG4bKauth").replace(
+            b"Max-Forwards: 70\n",
+            b'Max-Forwards: 70\nProxy-Authorization: Digest username="bob"\nSubject: a\n b\n')
+        h.inject_after(folded, waited=1.0)
+        self.assertEqual(h.statuses(), [200])
+        self.assertEqual(h.transport.shed_calls, 0)
+        self.assertEqual(list(h.sessions.calls), ["auth"])
+
     def test_retransmission_reaches_its_transaction(self):
         """
         A retransmitted INVITE (here one that differs in bytes from the
@@ -763,41 +777,6 @@ class OverloadTests(SynchronousTestCase):
         h.inject_after(old_style, waited=1.0)
         self.assertEqual(h.statuses(), [503], "its retransmission: the same 503 again")
         self.assertEqual(h.transport.shed_calls, 1)
-
-    def test_new_work_of_other_methods(self):
-        """
-        An OPTIONS (or a REGISTER) outside a dialog is new work: refused
-        503 while overloaded, statelessly, or in a transaction when it had
-        to be parsed (here a folded header) and no application takes the
-        method; a retransmission of one whose transaction is live reaches
-        it.  Only INVITEs count as calls.
-        """
-        h = Harness()
-        options = invite(call_id="o1", branch="z9hG4bKo1", body=b"", method="OPTIONS")
-        h.inject(options)
-        self.assertEqual(h.statuses(), [200])
-        h.inject_after(options.replace(b"Max-Forwards: 70\n",
-                                       b"Max-Forwards: 70\nSubject: again\n"), waited=1.0)
-        self.assertEqual(h.statuses(), [200], "its transaction answers again")
-        h.inject_after(invite(call_id="o2", branch="z9hG4bKo2", body=b"", method="OPTIONS"),
-                       waited=1.0)
-        [refused] = h.sent()
-        self.assertEqual((refused.status, refused.get("Retry-After")), (503, "5"))
-        register = invite(call_id="r1", branch="z9hG4bKr1", body=b"", method="REGISTER")
-        h.inject_after(register.replace(b"Max-Forwards: 70\n",
-                                        b"Max-Forwards: 70\nSubject: a\n b\n"), waited=1.0)
-        self.assertEqual(h.statuses(), [503])
-        self.assertEqual(h.transactions.stats()["server"], 2, "the folded one: a transaction")
-        self.assertEqual((h.transport.shed_requests, h.transport.shed_calls), (2, 0))
-        self.assertEqual(h.app.calls, [])
-        # with credentials (the answer to a challenge): served, here 405 as no
-        # registrar is configured
-        h.inject_after(register.replace(b"r1", b"r2").replace(
-            b"Max-Forwards: 70\n",
-            b'Max-Forwards: 70\nAuthorization: Digest username="bob"\nSubject: a\n b\n'),
-            waited=1.0)
-        self.assertEqual(h.statuses(), [405])
-        self.assertEqual(h.transport.shed_requests, 2)
 
     def test_calls_in_progress_go_on(self):
         """An answered call's ACK, re-INVITE and BYE are served however long they waited."""

@@ -227,7 +227,6 @@ class SIPServer(service.MultiService):
         out.update(self.dialogs.stats())
         out.update(self.sessions.stats())
         out["shed_calls"] = self.transport.shed_calls
-        out["shed_requests"] = self.transport.shed_requests
         out["media_sessions"] = len(self.media.sessions)
         out["rtp_ports_in_use"] = self.media.ports_in_use()
         return out

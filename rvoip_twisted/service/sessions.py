@@ -104,11 +104,12 @@ class SessionManager(service.Service):
         if self.stopping and (method == "INVITE" or method == "OPTIONS"):
             txn.respond(request.response(503))
             return
-        if (method != "CANCEL" and self.transport.overloaded
-                and not request.has("Authorization") and not request.has("Proxy-Authorization")):
-            self._shed(request, txn)
-        elif method == "INVITE":
-            self._new_call(request, txn)
+        if method == "INVITE":
+            if (self.transport.overloaded and not request.has("Proxy-Authorization")
+                    and not request.has("Authorization")):
+                self._shed(request, txn)
+            else:
+                self._new_call(request, txn)
         elif method == "OPTIONS":
             txn.respond(self.options_response(request))
         elif method == "CANCEL":
@@ -124,15 +125,14 @@ class SessionManager(service.Service):
 
     def _shed(self, request, txn):
         """
-        Refuse new work (a call, a registration...) while overloaded: 503,
-        retry later (RFC 3261 21.5.4).  The transport refuses most of them
-        before parsing; these are the requests it had to parse first.  A
-        request with credentials (the answer to our challenge) is work in
-        progress and is served.
+        Refuse a new call while overloaded: 503, retry later (RFC 3261
+        21.5.4).  The transport refuses most of them before parsing; these
+        are the INVITEs it had to parse first.  An INVITE with credentials
+        (the answer to our 407) is a call in progress and is served.
         """
         txn.respond(request.response(503, headers=[
             ("Retry-After", str(self.transport.overload_retry_after))]))
-        self.transport.count_shed(request.method == "INVITE")
+        self.transport.count_shed()
 
     def allow(self):
         return ", ".join(SUPPORTED + tuple(self.methods))

@@ -455,18 +455,18 @@ class TransactionManager(service.Service):
                 dest = self._transport.request_destination(message)
         self._transport.send(message.to_bytes(), dest)
 
-    def may_match(self, via, method):
+    def may_match_invite(self, via):
         """
-        Whether a C{method} request whose top Via is C{via} (a L{Via}) may
-        belong to a live server transaction (RFC 3261 17.2.3): its branch
-        key is in the table, or it has no C{z9hG4bK} branch, so that only
-        the whole request can tell.  The transport asks before it refuses
-        a request unparsed: a retransmission must reach its transaction.
+        Whether an INVITE whose top Via is C{via} (a L{Via}) may belong to
+        a live server transaction (RFC 3261 17.2.3): its branch key is in
+        the table, or it has no C{z9hG4bK} branch, so that only the whole
+        request can tell.  The transport asks before it refuses an INVITE
+        unparsed: a retransmission must reach its transaction.
         """
         branch = via.branch
         if branch is None or not branch.startswith(BRANCH_MAGIC):
             return True
-        return (branch, via.sent_by, method) in self._servers
+        return (branch, via.sent_by, "INVITE") in self._servers
 
     def find_invite_for_cancel(self, cancel_request):
         """

@@ -305,9 +305,7 @@ class SIPTransport:
         #: receive buffer before it was read, in seconds (0 when unknown,
         #: and over TCP).
         self.queue_delay = 0.0
-        #: requests that start new work refused 503 because the server was
-        #: overloaded, and the INVITEs (new calls) among them
-        self.shed_requests = 0
+        #: new calls refused with 503 because the server was overloaded.
         self.shed_calls = 0
         self._shed_unlogged = 0
         self._shed_log_at = None
@@ -320,10 +318,10 @@ class SIPTransport:
     def receiver(self, receiver):
         self._receiver = receiver
         # its fast path for byte-identical retransmissions, and its check
-        # before a request is refused unparsed, looked up once here rather
+        # before an INVITE is refused unparsed, looked up once here rather
         # than per datagram
         self._absorb = getattr(receiver, "retransmission_received", None)
-        self._may_match = getattr(receiver, "may_match", None)
+        self._may_match_invite = getattr(receiver, "may_match_invite", None)
 
     # -- factories for the listening services
 
@@ -419,9 +417,8 @@ class SIPTransport:
             except Exception:
                 self._log.failure("receiver failed on a retransmission from {addr}", addr=addr)
                 return
-        if (self.overloaded and data[:4] != b"SIP/" and data[:4] != b"ACK "
-                and data[:7] != b"CANCEL " and self._shed_new(data, addr)):
-            return      # overloaded: new work refused before any parsing
+        if self.overloaded and data[:7] == b"INVITE " and self._shed_invite(data, addr):
+            return      # overloaded: a new call refused before any parsing
         source = Destination("UDP", addr[0], addr[1])
         try:
             msg = parse_message(data, MAX_MESSAGE_SIZE)
@@ -439,25 +436,19 @@ class SIPTransport:
         """Whether the message being handled waited longer than C{overload_delay}."""
         return self.queue_delay > self.overload_delay > 0
 
-    def _shed_new(self, data, addr):
+    def _shed_invite(self, data, addr):
         """
-        Answer a request that starts new work (no To tag: a new call, a
-        registration, a subscription, an OPTIONS...; not an ACK or a
-        CANCEL) 503 statelessly (RFC 3261 8.2.7: no transaction, no
-        retransmission, an INVITE's ACK ignored) from its Via, From, To,
-        Call-ID and CSeq lines alone, copied as they are: the server is
-        overloaded and this costs a small part of what parsing it would.
-        A registration storm after an outage is refused as a call storm
-        is; requests within a dialog (BYE, re-INVITE) are served.
-        C{False} when the request cannot be read that way (folded lines, a
-        header missing or repeated, a To tag, a CSeq method other than the
-        request line's), carries credentials (it answers a challenge of
-        ours: refusing it would waste the work done, and a registration
-        storm would complete fewer registrations than without protection)
-        or may be a retransmission (its top Via's branch has a live
-        transaction for its method, or is not an RFC 3261 one): it is
-        parsed as usual, matched, and the session layer refuses it if it
-        is new work (L{count_shed}).
+        Answer a new INVITE 503 statelessly (RFC 3261 8.2.7: no transaction,
+        no retransmission, its ACK ignored) from its Via, From, To, Call-ID
+        and CSeq lines alone, copied as they are: the server is overloaded
+        and this costs a small part of what parsing it would.  C{False}
+        when the INVITE cannot be read that way (folded lines, a header
+        missing or repeated, a To tag: a re-INVITE within a dialog),
+        carries credentials (it answers our 407 challenge: refusing it
+        would waste the round already spent on the call) or may be a
+        retransmission (its top Via's branch has a live transaction, or is
+        not an RFC 3261 one): it is parsed as usual, matched, and the
+        session layer refuses it if it is a new call (L{count_shed}).
         """
         end = data.find(b"\r\n\r\n")
         if end < 0:
@@ -471,7 +462,7 @@ class SIPTransport:
         for name, value in _SHED_LINE_RE.findall(head, data.find(b"\n") + 1):
             key = _SHED_NAMES[name.lower()]
             if key == b"Auth":
-                return False    # the answer to our challenge: work in progress
+                return False    # the answer to our 407: a call in progress
             value = value.rstrip(b" \t")
             if key == b"Via":
                 vias.append(value)
@@ -483,16 +474,15 @@ class SIPTransport:
             return False
         to = found[b"To"]
         cseq = found[b"CSeq"].split()
-        method = data[:data.find(b" ")]
-        if b"tag=" in to.lower() or len(cseq) != 2 or cseq[1] != method:
+        if b"tag=" in to.lower() or len(cseq) != 2 or cseq[1] != b"INVITE":
             return False
-        may_match = self._may_match
+        may_match = self._may_match_invite
         if may_match is not None:
             try:
                 top = Via.parse(split_list(vias[0].decode(ENCODING, ERRORS))[0])
             except SIPParseError:
                 return False
-            if may_match(top, method.decode(ENCODING, ERRORS)):
+            if may_match(top):
                 return False
         lines = [b"SIP/2.0 503 Service Unavailable"]
         lines.extend([b"Via: " + via for via in vias])
@@ -506,27 +496,23 @@ class SIPTransport:
         lines.append(b"Retry-After: %d" % (self.overload_retry_after,))
         lines.append(b"Content-Length: 0\r\n\r\n")
         self.send(b"\r\n".join(lines), Destination("UDP", addr[0], addr[1]))
-        self.count_shed(method == b"INVITE")
+        self.count_shed()
         return True
 
-    def count_shed(self, call=True):
-        """A request that starts new work refused with 503 while overloaded
-        (C{call}: it is an INVITE): counted, and a warning at most every
-        C{OVERLOAD_LOG_INTERVAL} seconds."""
-        self.shed_requests += 1
-        if call:
-            self.shed_calls += 1
+    def count_shed(self):
+        """A new call refused with 503 while overloaded: counted, and a warning at most
+        every C{OVERLOAD_LOG_INTERVAL} seconds."""
+        self.shed_calls += 1
         self._shed_unlogged += 1
         now = self.reactor.seconds()
         if self._shed_log_at is None or now >= self._shed_log_at:
             self._shed_log_at = now + self.OVERLOAD_LOG_INTERVAL
             count, self._shed_unlogged = self._shed_unlogged, 0
             self._log.warn(
-                "overloaded: {count} new request(s) answered 503 (a request waited "
-                "{waited:.3f} s to be read, over {limit} s); {total} so far, {calls} of "
-                "them calls",
+                "overloaded: {count} new call(s) answered 503 (a request waited "
+                "{waited:.3f} s to be read, over {limit} s); {total} so far",
                 count=count, waited=self.queue_delay, limit=self.overload_delay,
-                total=self.shed_requests, calls=self.shed_calls)
+                total=self.shed_calls)
 
     def message_received(self, msg, source):
         self.received_count += 1
