@@ -614,8 +614,11 @@ class InviteAuthTests(SynchronousTestCase):
         self.assertEqual(h.media.sessions, {})
 
     def test_valid_credentials_reach_the_app(self):
-        """The INVITE answered with Proxy-Authorization reaches the application."""
+        """The INVITE answered with Proxy-Authorization reaches the application.
+        The transport knows INVITEs are challenged (an INVITE with credentials is
+        a call in progress, not refused when overloaded)."""
         h, reg, _ = make_registrar(users={"alice": "secret"})
+        self.assertTrue(h.transport.challenges_invites)
         challenge, _, final = authorized(h, invite_text(), ClientAuth("alice", "secret"))
         self.assertEqual(challenge.status, 407)
         self.assertEqual(final.status, 200)

@@ -740,17 +740,21 @@ class OverloadTests(SynchronousTestCase):
 
     def test_credentials_are_a_call_in_progress(self):
         """
-        An INVITE with credentials (the answer to our 407 challenge) is a
-        call in progress: served while overloaded, on the parsed path too.
+        When we challenge INVITEs, one with credentials (the answer to our
+        407) is a call in progress: served while overloaded, on the parsed
+        path too.  When we do not, credentials change nothing.
         """
         h = Harness()
         folded = invite(call_id="auth", branch="z9hG4bKauth").replace(
             b"Max-Forwards: 70\n",
             b'Max-Forwards: 70\nProxy-Authorization: Digest username="bob"\nSubject: a\n b\n')
         h.inject_after(folded, waited=1.0)
+        self.assertEqual(h.statuses(), [503], "we challenge no INVITE: no way round")
+        h.transport.challenges_invites = True
+        h.inject_after(folded.replace(b"auth", b"auth2"), waited=1.0)
         self.assertEqual(h.statuses(), [200])
-        self.assertEqual(h.transport.shed_calls, 0)
-        self.assertEqual(list(h.sessions.calls), ["auth"])
+        self.assertEqual(h.transport.shed_calls, 1)
+        self.assertEqual(list(h.sessions.calls), ["auth2"])
 
     def test_retransmission_reaches_its_transaction(self):
         """

@@ -182,12 +182,21 @@ class OverloadSheddingTests(SynchronousTestCase):
 
 
     def test_credentials_are_a_call_in_progress(self):
-        """An INVITE with credentials answers our 407: served, not refused."""
+        """
+        When we challenge INVITEs, one with credentials answers our 407:
+        served, not refused.  When we do not, credentials are no way round
+        the refusal.
+        """
         for header in (b"Proxy-Authorization", b"authorization"):
             data = invite(extra=header + b': Digest username="bob"\r\n')
-            layer, receiver, sent = self.shed(data)
+            layer, proto, receiver = make_layer()
+            layer.challenges_invites = True
+            proto.datagramReceivedAfter(data, ("10.0.0.9", 5062), 1.0)
             self.assertEqual(layer.shed_calls, 0, header)
             self.assertEqual(len(receiver.messages), 1, header)
+            layer, receiver, sent = self.shed(data)
+            self.assertEqual(layer.shed_calls, 1, header)
+            self.assertEqual(receiver.messages, [], header)
 
 
 class ResponseRoutingTests(SynchronousTestCase):

@@ -113,6 +113,8 @@ class Registrar(service.Service):
         server.registrar = self
         if self.digest is not None and self.auth_invite:
             server.transactions.tu = AuthGate(server.transactions.tu or sessions, self)
+            # an INVITE with credentials answers our 407: not refused when overloaded
+            server.transport.challenges_invites = True
         self.setServiceParent(server)
         return self
 

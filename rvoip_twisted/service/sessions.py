@@ -105,8 +105,7 @@ class SessionManager(service.Service):
             txn.respond(request.response(503))
             return
         if method == "INVITE":
-            if (self.transport.overloaded and not request.has("Proxy-Authorization")
-                    and not request.has("Authorization")):
+            if self.transport.overloaded and not self._answers_challenge(request):
                 self._shed(request, txn)
             else:
                 self._new_call(request, txn)
@@ -127,12 +126,19 @@ class SessionManager(service.Service):
         """
         Refuse a new call while overloaded: 503, retry later (RFC 3261
         21.5.4).  The transport refuses most of them before parsing; these
-        are the INVITEs it had to parse first.  An INVITE with credentials
-        (the answer to our 407) is a call in progress and is served.
+        are the INVITEs it had to parse first.  An INVITE with credentials,
+        when we challenge INVITEs (the answer to our 407), is a call in
+        progress and is served.
         """
         txn.respond(request.response(503, headers=[
             ("Retry-After", str(self.transport.overload_retry_after))]))
         self.transport.count_shed()
+
+    def _answers_challenge(self, request):
+        """Whether C{request} carries credentials that answer our challenge
+        (only when we challenge INVITEs: see L{SIPTransport.challenges_invites})."""
+        return self.transport.challenges_invites and (
+            request.has("Proxy-Authorization") or request.has("Authorization"))
 
     def allow(self):
         return ", ".join(SUPPORTED + tuple(self.methods))

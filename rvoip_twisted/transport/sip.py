@@ -284,6 +284,11 @@ class SIPTransport:
     overload_delay = 0.25
     #: the Retry-After of those 503s, in seconds.
     overload_retry_after = 5
+    #: whether we challenge new INVITEs (the registrar's users table): an
+    #: INVITE carrying credentials then answers our 407, a call in progress,
+    #: and is not refused.  Otherwise credentials mean nothing here and
+    #: would only be a way round the refusal.
+    challenges_invites = False
     #: the shortest time between two overload warnings, in seconds.
     OVERLOAD_LOG_INTERVAL = 10.0
 
@@ -444,8 +449,9 @@ class SIPTransport:
         and this costs a small part of what parsing it would.  C{False}
         when the INVITE cannot be read that way (folded lines, a header
         missing or repeated, a To tag: a re-INVITE within a dialog),
-        carries credentials (it answers our 407 challenge: refusing it
-        would waste the round already spent on the call) or may be a
+        carries credentials while we challenge INVITEs (it answers our 407:
+        refusing it would waste the round already spent on the call,
+        L{challenges_invites}) or may be a
         retransmission (its top Via's branch has a live transaction, or is
         not an RFC 3261 one): it is parsed as usual, matched, and the
         session layer refuses it if it is a new call (L{count_shed}).
@@ -462,7 +468,9 @@ class SIPTransport:
         for name, value in _SHED_LINE_RE.findall(head, data.find(b"\n") + 1):
             key = _SHED_NAMES[name.lower()]
             if key == b"Auth":
-                return False    # the answer to our 407: a call in progress
+                if self.challenges_invites:
+                    return False    # the answer to our 407: a call in progress
+                continue
             value = value.rstrip(b" \t")
             if key == b"Via":
                 vias.append(value)
