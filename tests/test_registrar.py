@@ -624,6 +624,22 @@ class InviteAuthTests(SynchronousTestCase):
         self.assertEqual(final.status, 200)
         self.assertEqual(len(h.app.calls), 1)
 
+    def test_overloaded_new_call_refused_not_challenged(self):
+        """
+        Overloaded, a new INVITE without credentials that the transport had to
+        parse (here a folded header) is refused 503 by the session layer, not
+        challenged 407; one answering the challenge is still authenticated and
+        served.
+        """
+        h, reg, _ = make_registrar(users={"alice": "secret"})
+        folded = invite_text(call_id="ovl", extra=["Subject: a", " b"])
+        h.inject_after(folded, waited=1.0)
+        [resp] = h.sent()
+        self.assertEqual((resp.status, resp.get("Retry-After")), (503, "5"))
+        self.assertEqual(h.transport.shed_calls, 1)
+        challenge, _, final = authorized(h, invite_text(), ClientAuth("alice", "secret"))
+        self.assertEqual((challenge.status, final.status), (407, 200))
+
     def test_wrong_identity_403(self):
         """Credentials of one user on an INVITE whose From is another user: 403."""
         h, reg, _ = make_registrar(users={"alice": "secret", "mallory": "m"})

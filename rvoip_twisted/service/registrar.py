@@ -112,7 +112,8 @@ class Registrar(service.Service):
         sessions.registrar = self
         server.registrar = self
         if self.digest is not None and self.auth_invite:
-            server.transactions.tu = AuthGate(server.transactions.tu or sessions, self)
+            server.transactions.tu = AuthGate(server.transactions.tu or sessions, self,
+                                              server.transport)
             # an INVITE with credentials answers our 407: not refused when overloaded
             server.transport.challenges_invites = True
         self.setServiceParent(server)
@@ -280,9 +281,10 @@ class AuthGate:
 
     _log = Logger()
 
-    def __init__(self, tu, registrar):
+    def __init__(self, tu, registrar, transport=None):
         self.tu = tu
         self.registrar = registrar
+        self.transport = transport
         self.challenged = 0
 
     def request_received(self, request, txn):
@@ -300,6 +302,9 @@ class AuthGate:
             return True              # malformed: the session layer answers 400
         if registrar.is_trusted(request):
             return True
+        transport = self.transport
+        if transport is not None and transport.overloaded and not auth.carries_credentials(request):
+            return True              # a new call the session layer refuses (503): no challenge
         user = registrar.authenticate(request, txn, 407)
         if user is None:
             self.challenged += 1

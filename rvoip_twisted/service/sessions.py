@@ -13,6 +13,7 @@ from twisted.logger import Logger
 
 from ..call import Call, CallFailed
 from ..logs import LEVEL, LineBatch
+from ..sip.auth import carries_credentials
 from ..sip.dialog import new_call_id
 from ..sip.ids import new_tag
 from ..sip.errors import SIPError, SIPParseError
@@ -137,8 +138,7 @@ class SessionManager(service.Service):
     def _answers_challenge(self, request):
         """Whether C{request} carries credentials that answer our challenge
         (only when we challenge INVITEs: see L{SIPTransport.challenges_invites})."""
-        return self.transport.challenges_invites and (
-            request.has("Proxy-Authorization") or request.has("Authorization"))
+        return self.transport.challenges_invites and carries_credentials(request)
 
     def allow(self):
         return ", ".join(SUPPORTED + tuple(self.methods))

@@ -191,6 +191,12 @@ def parse_credentials(value):
 # ---------------------------------------------------------------- client
 
 
+def carries_credentials(message):
+    """Whether C{message} has C{Authorization} or C{Proxy-Authorization}
+    (it answers a challenge)."""
+    return message.has("Proxy-Authorization") or message.has("Authorization")
+
+
 def _choose_qop(offered):
     if not offered:
         return None
