@@ -22,11 +22,12 @@ import io
 import pstats
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from .common import (
-    HOST, BenchServer, CpuMeter, child_options, log, percentile, pin, rnd, runner, table,
+    HOST, REPO_ROOT, BenchServer, CpuMeter, child_options, log, percentile, pin, rnd, runner, table,
 )
 
 FULL_STEPS = (100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000,
@@ -171,8 +172,10 @@ def _collect(workdir: Path, rate: int, calls: int, returncode, timed_out: bool,
     }
 
 
-class SippUas:
-    """SIPp's built-in UAS on 127.0.0.1 (the ceiling), pinned like the server."""
+class _ReferenceUas:
+    """A reference UAS on 127.0.0.1, pinned like the server; ``command()`` builds it."""
+
+    name = "uas"
 
     def __init__(self, workdir: Path, cpu: int | None):
         self.workdir = workdir
@@ -182,21 +185,20 @@ class SippUas:
         self.proc = None
         self._out = None
 
-    def start(self) -> "SippUas":
-        sipp = runner.require_tool("sipp")
-        cmd = pin(self.cpu) + [
-            sipp, "-sn", "uas", "-i", HOST, "-p", str(self.port),
-            "-mp", str(runner.free_udp_block(4)),
-            "-buff_size", "4194304", "-nostdin", "-timeout", "3600s",
-        ]
-        self._out = open(self.workdir / "sipp-uas.out", "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self):
+        cmd = pin(self.cpu) + self.command()
+        self._out = open(self.workdir / f"{self.name}.out", "wb")
+        # the repository as cwd: ``python -m bench.bare_uas`` finds its package
+        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=self._out,
                                      **child_options())
         if not runner.wait_udp_bound(self.port, self.proc, 10):
             self.stop()
-            raise RuntimeError("SIPp's UAS did not bind its port:\n"
-                               + runner.read_text(self.workdir / "sipp-uas.out")[-2000:])
+            raise RuntimeError(f"{self.name} did not bind its port:\n"
+                               + runner.read_text(self.workdir / f"{self.name}.out")[-2000:])
         return self
 
     def stop(self) -> None:
@@ -210,6 +212,27 @@ class SippUas:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class SippUas(_ReferenceUas):
+    """SIPp's built-in UAS (the ceiling of the box)."""
+
+    name = "sipp-uas"
+
+    def command(self) -> list[str]:
+        return [runner.require_tool("sipp"), "-sn", "uas", "-i", HOST, "-p", str(self.port),
+                "-mp", str(runner.free_udp_block(4)),
+                "-buff_size", "4194304", "-nostdin", "-timeout", "3600s"]
+
+
+class BareTwistedUas(_ReferenceUas):
+    """``bench/bare_uas.py``: the bare-bones Twisted UAS (the CPython ceiling)."""
+
+    name = "bare-twisted-uas"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "bench.bare_uas", "--port", str(self.port),
+                "--interface", HOST]
 
 
 def _step_rows(steps):
@@ -508,20 +531,23 @@ def run(cfg) -> dict:
                 drain_check(server, f"a fresh server after {pseconds if cfg.profile else seconds:g}"
                                     f" s at {prate} calls/s")
     if cfg.ceiling:
-        # below the rate the server sustained, SIPp's UAS is clean as well: start there
+        # below the rate the server sustained, a reference UAS is clean as well: start there
         below = [r for r in steps if r <= max_clean]
         start = max(below) if below else min(steps)
         ceiling_rates = [r for r in steps if r >= start]
-        with SippUas(workdir / "sipp-uas", cpu=0) as uas:
-            ceiling_steps = _run_steps("sipp-uas", workdir, uas.port, ceiling_rates, seconds,
-                                       1, None, gap, peer_pid=uas.proc.pid)
-        result["ceiling_steps"] = ceiling_steps
-        result["sipp_uas_max_clean_cps"] = _max_clean(ceiling_steps)
         top_rate = max(steps)
-        result["sipp_uas_ceiling_reached_top_step"] = bool(
-            ceiling_steps and ceiling_steps[-1]["clean"] and ceiling_steps[-1]["rate"] == top_rate)
-        if result["sipp_uas_max_clean_cps"]:
-            result["ratio_vs_sipp_uas"] = round(max_clean / result["sipp_uas_max_clean_cps"], 3)
+        for key, label, uas_class in (("sipp_uas", "sipp-uas", SippUas),
+                                      ("bare_uas", "bare-twisted-uas", BareTwistedUas)):
+            with uas_class(workdir / label, cpu=0) as uas:
+                ref_steps = _run_steps(label, workdir, uas.port, ceiling_rates, seconds,
+                                       1, None, gap, peer_pid=uas.proc.pid)
+            result[f"{key}_steps"] = ref_steps
+            result[f"{key}_max_clean_cps"] = best_ref = _max_clean(ref_steps)
+            result[f"{key}_ceiling_reached_top_step"] = bool(
+                ref_steps and ref_steps[-1]["clean"] and ref_steps[-1]["rate"] == top_rate)
+            if best_ref:
+                result[f"ratio_vs_{key}"] = round(max_clean / best_ref, 3)
+        result["ceiling_steps"] = result["sipp_uas_steps"]    # the name the JSON had
     clean_steps = [s for s in result["steps"] if s["clean"]]
     best = max(clean_steps, key=lambda s: s["rate"]) if clean_steps else None
     result["setup_ms_p50_at_max"] = best["setup_ms_p50"] if best else None
@@ -542,23 +568,27 @@ def report(result: dict) -> str:
                  "the end of the step; srv BYEd = calls the server ended on the caller's "
                  "BYE; * = bisection step, on a fresh server warmed up for 64*T1 at the last "
                  "clean rate)")]
-    if result.get("ceiling_steps"):
-        rows = [r[:9] + [r[-1]] for r in _step_rows(result["ceiling_steps"])]
-        out.append(table(headers[:8] + ["SIPp CPU%", "clean"], rows,
-                         "Ceiling: the same SIPp uac -> SIPp's own uas (sipp -sn uas)"))
+    for key, title in (("sipp_uas", "SIPp's own uas (sipp -sn uas)"),
+                       ("bare_uas", "the bare-bones Twisted UAS (bench/bare_uas.py)")):
+        if result.get(f"{key}_steps"):
+            rows = [r[:9] + [r[-1]] for r in _step_rows(result[f"{key}_steps"])]
+            out.append(table(headers[:8] + ["UAS CPU%", "clean"], rows,
+                             f"Reference: the same SIPp uac -> {title}"))
     t = result["targets"]
     lines = [
-        f"max clean CPS (rvoip):       {result['max_clean_cps']:,}   "
+        f"max clean CPS (rvoip):           {result['max_clean_cps']:,}   "
         f"target >= {t['cps_clean']:,}",
-        f"setup time at that rate:     p50 {result['setup_ms_p50_at_max']} ms, "
+        f"setup time at that rate:         p50 {result['setup_ms_p50_at_max']} ms, "
         f"p99 {result['setup_ms_p99_at_max']} ms   target p99 < {t['setup_p99_ms']} ms",
     ]
-    if "sipp_uas_max_clean_cps" in result:
-        ceil = result["sipp_uas_max_clean_cps"]
-        more = " (the top step: the real ceiling is higher)" if result.get(
-            "sipp_uas_ceiling_reached_top_step") else ""
-        lines.append(f"SIPp UAS max clean CPS:      {ceil:,}{more}   "
-                     f"ratio rvoip/SIPp = {result.get('ratio_vs_sipp_uas')}")
+    for key, name in (("sipp_uas", "SIPp UAS"), ("bare_uas", "bare Twisted UAS")):
+        if f"{key}_max_clean_cps" in result:
+            ceil = result[f"{key}_max_clean_cps"]
+            more = " (the top step: the real ceiling is higher)" if result.get(
+                f"{key}_ceiling_reached_top_step") else ""
+            lines.append(f"{name + ' max clean CPS:':33s}{ceil:,}{more}   "
+                         f"ratio rvoip/{name.split()[0] if key == 'sipp_uas' else 'bare'} = "
+                         f"{result.get(f'ratio_vs_{key}')}")
     tab = result.get("tables_drained") or {}
     lines.append(
         f"tables after drain ({result.get('drain_wait_s')} s, on "
@@ -583,7 +613,7 @@ def report(result: dict) -> str:
             f"calls SIPp completed the server ended {ov['server_ended_by_bye']:,} on their BYE, "
             f"{ov['calls_open_5s_later']} still open 5 s later")
     lines.append("references: " + "; ".join(f"{k} {v}" for k, v in REFERENCES)
-                 + "; SIPp UAS measured above")
+                 + "; SIPp UAS and the bare Twisted UAS measured above")
     out.append("\n".join(lines))
     prof = result.get("profile")
     if prof and "by_tottime" in prof:
