@@ -561,6 +561,8 @@ class LoadGen:
         echo_missing = 0
         echo_expected = 0
         streams_without_packets = 0
+        missing_by_stream = []
+        first_missing = []
         for c in up_calls:
             if c.rx_first is None:
                 streams_without_packets += 1
@@ -571,6 +573,10 @@ class LoadGen:
                 got = sum(c.echo_bits[:expected])
                 echo_expected += expected
                 echo_missing += expected - got
+                if got < expected:
+                    missing_by_stream.append(expected - got)
+                    # when in the window the stream's first echo went missing (s)
+                    first_missing.append(c.echo_bits.index(0) * 0.020)
         setup = sorted(c.setup_ms for c in self.calls if c.setup_ms is not None)
         # late packets (> 5 ms) grouped into stalls: runs of arrivals less than 20 ms
         # apart; a stall of the server's loop delays every stream sending in it
@@ -613,6 +619,11 @@ class LoadGen:
             "echo_missing": echo_missing,
             "packets_lost": server_gaps + echo_missing,
             "streams_without_packets": streams_without_packets,
+            # where the missing echoes were: how many streams lost any, the most one
+            # stream lost, and when (s into the window) streams first lost one
+            "streams_missing_echoes": len(missing_by_stream),
+            "missing_echoes_per_stream_max": max(missing_by_stream, default=0),
+            "first_missing_at_s": sorted(round(t, 2) for t in first_missing)[:: max(1, len(first_missing) // 20)],
             "rtcp_received": cnt["rtcp_received"],
             "send_errors": cnt["send_errors"],
             "generator_ticks_skipped": cnt["ticks_skipped"],

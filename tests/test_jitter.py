@@ -80,6 +80,7 @@ class JitterBufferTests(SynchronousTestCase):
         arrivals = [(1, 0.0), (2, 0.02), (4, 0.06), (5, 0.08)]
         self.assertEqual(simulate(buffer, arrivals, 0.04, 5), [1, 2, MISSING, 4, 5])
         self.assertEqual(buffer.concealed, 1)
+        self.assertEqual(buffer.underruns, 0)   # a hole: packet 4 was there
         self.assertFalse(MISSING)
 
     def test_too_late_dropped(self):
@@ -116,6 +117,7 @@ class JitterBufferTests(SynchronousTestCase):
         buffer.push(2, 2, 0.07)
         self.assertEqual(buffer.pop(0.08), 2)  # still played, not "late"
         self.assertEqual(drain(buffer, 0.10, 4), [MISSING, MISSING, MISSING, None])
+        self.assertEqual((buffer.concealed, buffer.underruns), (4, 4))
         self.assertFalse(buffer.playing)
         buffer.push(3, 3, 1.0)
         self.assertIsNone(buffer.pop(1.02))

@@ -66,6 +66,8 @@ class JitterBuffer:
         or played within the last 128 frames).
     @ivar late: packets dropped as too late.
     @ivar concealed: frames answered with L{MISSING}.
+    @ivar underruns: those of them answered with nothing buffered at all
+        (the rest were holes: a later packet had arrived).
     @ivar skipped: packets dropped to bring the delay back to the target.
     """
 
@@ -83,6 +85,7 @@ class JitterBuffer:
         self.duplicates = 0
         self.late = 0
         self.concealed = 0
+        self.underruns = 0
         self.skipped = 0
         self.reset()
 
@@ -190,4 +193,5 @@ class JitterBuffer:
             self._first_arrival = None
             return None
         self.concealed += 1
+        self.underruns += 1
         return MISSING
