@@ -184,7 +184,7 @@ def run(cfg) -> dict:
     passed = [s["calls"] for s in result["steps"] if s["pass"]]
     low = max(passed) if passed else 0
     above = [s["calls"] for s in result["steps"] if not s["pass"] and s["calls"] > low]
-    if above and not smoke:
+    if above and not smoke and getattr(cfg, "refine", True):
         high = min(above)
         for _ in range(2):
             mid = int((low + high) / 2 // 25 * 25)

@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--profile-rate", type=int, default=None,
                    help="calls/s for the profile run (default 60 %% of the max clean rate)")
     g.add_argument("--no-refine", dest="refine", action="store_false",
-                   help="do not try the midpoint after the first unclean step")
+                   help="do not try the midpoints after the first unclean step (cps and media)")
     g.add_argument("--overload", type=float, default=1.5,
                    help="then offer this many times the max clean rate to a fresh server, to "
                         "see how it sheds load (default 1.5; 0 skips; skipped in smoke)")
