@@ -224,7 +224,7 @@ def report(result: dict) -> str:
                  f"of the server's packets per stream, ms; {result['measure_seconds']:g} s "
                  "measured per N; srv wait% = time the server was runnable but another "
                  "process had its CPU; steal% = CPU time the hypervisor took from this VM "
-                 "(both CPUs, 100 = one CPU); stalls>10ms = media clock calls more than 10 ms late; "
+                 "(both CPUs, 100 = one CPU); stalls>10ms = times the media clock's calls came more than 10 ms late; "
                  "RTCP round = the longest all-sessions RTCP round in the window)"),
            f"highest N with p99 within +/-{t['err_p99_ms']:g} ms and no loss: "
            f"{result['max_calls_within_target']:,}   target >= {t['concurrent_calls']:,}\n"

@@ -7,6 +7,7 @@ is sent; L{LoopbackTests} uses real UDP sockets on 127.0.0.1 with a private
 reactor instance iterated for a bounded time.
 """
 
+import collections
 import random
 import socket
 import time
@@ -1032,46 +1033,100 @@ class MediaClockTests(SynchronousTestCase):
 
     def test_runs_only_with_streams(self):
         """
-        Started with no stream, the loop does not run; the first stream
-        starts it (its first tick one tick later); a second without any
-        stream stops it; a stream added later starts it again.
+        Enabled with no stream, the clock sets no timer; the first stream
+        starts its slot's loop (first call at the slot's time, never inside
+        add()); a slot's loop stops a second after its last stream left; a
+        stream added later starts one again; stop() leaves nothing behind.
         """
         self.clock.start()
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         handle = self.clock.add(self.recorder("a"))
         self.assertTrue(self.clock.running)
         self.assertEqual(self.calls, [])
-        for _ in range(10):
+        for _ in range(50):
             self.reactor.advance(0.002)
-        self.assertEqual([name for name, _, _ in self.calls], ["a"])
+        self.assertEqual(self.calls, [("a", 1, t) for t in (0.002, 0.022, 0.042, 0.062, 0.082)])
         self.clock.remove(handle)
         self.assertEqual(len(self.clock), 0)
-        for _ in range(499):
+        for _ in range(450):
             self.reactor.advance(0.002)
-        self.assertTrue(self.clock.running)
-        self.reactor.advance(0.002)
+        self.assertTrue(self.clock.running)         # a second's grace
+        for _ in range(50):
+            self.reactor.advance(0.002)
         self.assertFalse(self.clock.running)
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.clock.add(self.recorder("b"))
         for _ in range(10):
             self.reactor.advance(0.002)
-        self.assertEqual([name for name, _, _ in self.calls], ["a", "b"])
+        self.assertEqual([name for name, _, _ in self.calls].count("b"), 1)
         self.clock.stop()
         self.assertEqual(self.reactor.getDelayedCalls(), [])
-        self.clock.add(self.recorder("c"))          # stopped: no loop until start()
+        self.clock.add(self.recorder("c"))          # disabled: no loop until start()
         self.assertFalse(self.clock.running)
+
+    def test_wakes_only_for_slots_in_use(self):
+        """
+        The reactor is woken once per period for each slot that has
+        streams: 50 times a second for one call, 500 for ten or more, as
+        the streams spread over every slot.
+        """
+        wakeups = []
+        real_call_later = self.reactor.callLater
+
+        def counting(delay, f, *args, **kw):
+            wakeups.append(delay)
+            return real_call_later(delay, f, *args, **kw)
+
+        self.reactor.callLater = counting
+        self.clock.start()
+        self.clock.add(self.recorder("one"))
+        for _ in range(500):
+            self.reactor.advance(0.002)
+        self.assertIn(len(wakeups), (50, 51))
+        for i in range(19):
+            self.clock.add(self.recorder("s%d" % i))
+        self.assertEqual(self.clock.slot_loads(), [2] * 10)
+        del wakeups[:]
+        self.calls.clear()
+        for _ in range(500):
+            self.reactor.advance(0.002)
+        self.assertIn(len(wakeups), range(495, 511))
+        per_stream = collections.Counter(name for name, _, _ in self.calls)
+        self.assertEqual(len(per_stream), 20)
+        self.assertLessEqual(set(per_stream.values()), {50, 51})   # a second's window
+        self.assertEqual({frames for _, frames, _ in self.calls}, {1})
 
     def test_late_call_counts_frames(self):
         """
         After a 50 ms stall each stream is called once with every frame
         that came due.
         """
+        late = []
+        self.clock.late_observer = late.append
         self.clock.add(self.recorder("a"))
         self.clock.start()
         self.calls.clear()
         self.reactor.advance(0.05)
         self.assertEqual(self.calls, [("a", 2, 0.05)])
         self.assertEqual(self.clock.late_calls, 1)
+        self.assertEqual([round(x, 6) for x in late], [0.03])   # the frame due at 0.02
+        self.reactor.advance(0.01)                              # on time again
+        self.assertEqual(self.clock.late_calls, 1)
+
+    def test_broken_late_observer(self):
+        """A late_observer that raises is logged; the streams go on."""
+        def broken(late):
+            raise RuntimeError("observer")
+
+        self.clock.late_observer = broken
+        self.clock.add(self.recorder("a"))
+        self.clock.start()
+        self.reactor.advance(0.05)                  # late: the observer raises
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        for _ in range(10):
+            self.reactor.advance(0.002)
+        self.assertEqual([frames for _, frames, _ in self.calls], [1, 2, 1])
+        self.assertTrue(self.clock.running)
 
     def test_remove_and_failure(self):
         """

@@ -1,21 +1,22 @@
 """
-The media clock: one C{LoopingCall} for every stream in the process.
+The media clock: the timing of every stream in the process.
 
-A fine tick (1-2 ms) drives a slotted wheel whose turn is one packet period
-(20 ms).  Each stream sits in one slot, chosen as the least loaded when it
-is added, so 1,000 streams send in ten groups of about 100 spread across
-the 20 ms instead of all at once.
+A packet period (20 ms) is cut into slots, one per tick (2 ms): slot C{i}
+comes round at C{epoch + i * tick + k * period}.  Each stream sits in one
+slot, chosen as the least loaded when it is added, so 1,000 streams send in
+ten groups of about 100 spread across the 20 ms instead of all at once.
 
-The loop is a C{LoopingCall.withCount}: when the reactor is late and
-C{count} ticks elapsed since the last call, every slot passed over is
-visited, and a stream whose slot came round C{n} times is called once with
-C{frames=n}, so it sends all the packets that are due and its RTP timestamps
-stay continuous (no drift, no skip).
+Each slot that has streams is driven by a C{LoopingCall.withCount} of its
+own, every period, started at the slot's phase.  So the reactor wakes only
+for the slots in use: 50 times a second for one call, 500 for ten or more,
+and not at all for an idle server (a slot's loop stops after C{idle}
+seconds without a stream, so a server carrying calls does not stop and
+start loops between them).
 
-The loop runs only while there are streams: it starts with the first one
-and stops after the wheel has been empty for C{idle} seconds, so that an
-idle server does not wake 500 times a second (and one that carries calls
-does not stop and start the loop between them).
+When the reactor is late and C{count} periods elapsed since a slot's last
+call, its streams are called once with C{frames=count}, so each sends all
+the packets that are due and its RTP timestamps stay continuous (no drift,
+no skip).
 """
 
 from twisted.internet.task import LoopingCall
@@ -26,8 +27,10 @@ __all__ = ["MediaClock"]
 
 class MediaClock:
     """
-    @ivar slots: the number of slots in the wheel (period / tick).
-    @ivar late_calls: loop calls that covered more than one tick.
+    @ivar slots: the number of slots in a period (period / tick).
+    @ivar late_calls: slot calls that came a tick or more after their time.
+    @ivar late_observer: C{None}, or called with the lateness in seconds of
+        every such call (the benchmarks' stall record).
     """
 
     _log = Logger()
@@ -41,15 +44,18 @@ class MediaClock:
         self.slots = max(1, int(round(period / tick)))
         self._wheel = [{} for _ in range(self.slots)]
         self._snapshots = [() for _ in range(self.slots)]
-        self._ticks = 0
+        #: per slot: its LoopingCall, or the DelayedCall that starts it at
+        #: the slot's phase, or None
+        self._loops = [None] * self.slots
+        #: per slot: periods its loop ran without a stream
+        self._idle = [0] * self.slots
+        self._idle_limit = max(1, int(round(idle / period)))
+        self._epoch = None
         self._next_key = 0
-        self._loop = None
         self._enabled = False
         self._streams = 0
-        #: ticks of an empty wheel before the loop stops
-        self._idle_limit = max(1, int(round(idle / tick)))
-        self._idle_ticks = 0
         self.late_calls = 0
+        self.late_observer = None
         self.failures = 0
 
     def __len__(self):
@@ -57,50 +63,88 @@ class MediaClock:
 
     @property
     def running(self):
-        """Whether the loop is running (started, with streams or lately had)."""
-        return self._loop is not None and self._loop.running
+        """Whether any slot's loop is running or about to start."""
+        return any(_alive(loop) for loop in self._loops)
 
     def start(self):
         """
-        Enable the clock: the loop runs from now (first tick now) if there
-        are streams, else from the first L{add}.  Idempotent.
+        Enable the clock: the slots that have streams start now (the slot
+        at the clock's phase now, each other at its phase); an empty slot
+        starts with its first stream.  Idempotent.
         """
+        if self._enabled:
+            return
         self._enabled = True
-        if self._streams:
-            self._start_loop(now=True)
+        self._epoch = self.reactor.seconds()
+        for slot in range(self.slots):
+            if self._wheel[slot]:
+                self._start_slot(slot, at_once=True)
 
     def stop(self):
         """
-        Stop the loop and disable the clock until L{start}.  Idempotent.
+        Stop every loop and disable the clock until L{start}.  Idempotent.
         """
         self._enabled = False
-        self._stop_loop()
+        for slot in range(self.slots):
+            self._stop_slot(slot)
 
-    def _start_loop(self, now):
-        if self.running:
+    def _phase(self, slot, now):
+        """Seconds from C{now} to the next time C{slot} comes round."""
+        offset = (self._epoch + slot * self.tick - now) % self.period
+        if offset > self.period - 1e-9:     # now, but for float rounding
+            offset = 0.0
+        return offset
+
+    def _start_slot(self, slot, at_once=False):
+        """Start C{slot}'s loop at its phase: at once if that is now and
+        C{at_once} (L{start}), else from the reactor (never inside L{add})."""
+        if _alive(self._loops[slot]):
             return
-        self._idle_ticks = 0
-        self._loop = LoopingCall.withCount(self._run)
-        self._loop.clock = self.reactor
-        d = self._loop.start(self.tick, now=now)
-        d.addErrback(lambda f: self._log.failure("media clock stopped", failure=f))
+        self._idle[slot] = 0
+        now = self.reactor.seconds()
+        delay = self._phase(slot, now)
+        if delay < 1e-9 and at_once:
+            self._begin(slot, now)
+        else:
+            self._loops[slot] = self.reactor.callLater(delay, self._begin, slot, now + delay)
 
-    def _stop_loop(self):
-        if self.running:
-            self._loop.stop()
-        self._loop = None
+    def _begin(self, slot, due):
+        loop = LoopingCall.withCount(lambda count: self._run(slot, count))
+        loop.clock = self.reactor
+        self._loops[slot] = loop
+        d = loop.start(self.period, now=True)
+        d.addErrback(lambda f: self._log.failure("media clock stopped", failure=f))
+        # its periods from the slot's time, not from when the reactor got
+        # round to starting it
+        loop.starttime = due
+
+    def _stop_slot(self, slot):
+        loop = self._loops[slot]
+        self._loops[slot] = None
+        if loop is None:
+            return
+        if isinstance(loop, LoopingCall):
+            if loop.running:
+                loop.stop()
+        elif loop.active():
+            loop.cancel()
 
     def add(self, callback):
         """
-        Put C{callback(frames, now)} on the wheel, in the least loaded slot.
+        Put C{callback(frames, now)} on the wheel, in the least loaded slot
+        (the soonest of those).
 
         @return: a handle for L{remove}.
         """
-        # the least loaded slot, the soonest of those (an empty one ends the search)
         wheel = self._wheel
         slots = self.slots
-        start = self._ticks
-        slot = start % slots
+        if self._epoch is None:
+            start = 0
+        else:
+            # the slot that comes round next (after now)
+            elapsed = self.reactor.seconds() - self._epoch
+            start = (int(elapsed // self.tick) + 1) % slots
+        slot = start
         fewest = len(wheel[slot])
         offset = 1
         while fewest and offset < slots:
@@ -111,13 +155,12 @@ class MediaClock:
             offset += 1
         key = self._next_key
         self._next_key += 1
-        self._wheel[slot][key] = callback
-        self._snapshots[slot] = tuple(self._wheel[slot].items())
+        wheel[slot][key] = callback
+        self._snapshots[slot] = tuple(wheel[slot].items())
         self._streams += 1
-        self._idle_ticks = 0
-        if self._enabled and self._loop is None:
-            # the first tick one tick from now, as on a running wheel
-            self._start_loop(now=False)
+        self._idle[slot] = 0
+        if self._enabled and self._loops[slot] is None:
+            self._start_slot(slot)
         return (slot, key)
 
     def remove(self, handle):
@@ -133,29 +176,42 @@ class MediaClock:
         """The number of callbacks in each slot."""
         return [len(slot) for slot in self._wheel]
 
-    def _run(self, count):
-        start = self._ticks
-        self._ticks = start + count
-        if not self._streams:
-            self._idle_ticks += count
-            if self._idle_ticks >= self._idle_limit:
-                self._stop_loop()
+    def _run(self, slot, count):
+        snapshot = self._snapshots[slot]
+        if not snapshot:
+            self._idle[slot] += count
+            if self._idle[slot] >= self._idle_limit:
+                self._stop_slot(slot)
             return
-        if count > 1:
-            self.late_calls += 1
-        slots = self.slots
-        snapshots = self._snapshots
         now = self.reactor.seconds()
-        whole, rest = divmod(count, slots)
-        for offset in range(min(count, slots)):
-            slot = (start + offset) % slots
-            frames = whole + 1 if offset < rest else whole
-            for key, callback in snapshots[slot]:
+        # how long after its time the oldest frame due is sent
+        phase = (now - self._epoch - slot * self.tick) % self.period
+        if phase > self.period - 1e-6:      # on time, but for float rounding
+            phase = 0.0
+        late = phase + (count - 1) * self.period
+        if late >= self.tick:
+            self.late_calls += 1
+            if self.late_observer is not None:
                 try:
-                    callback(frames, now)
+                    self.late_observer(late)
                 except Exception:
-                    # a broken stream must not stop every other one, nor log
-                    # fifty times a second: it leaves the wheel
-                    self.failures += 1
-                    self._log.failure("media stream tick raised; stream removed from the clock")
-                    self.remove((slot, key))
+                    self._log.failure("media clock late_observer failed")
+        for key, callback in snapshot:
+            try:
+                callback(count, now)
+            except Exception:
+                # a broken stream must not stop every other one, nor log
+                # fifty times a second: it leaves the wheel
+                self.failures += 1
+                self._log.failure("media stream tick raised; stream removed from the clock")
+                self.remove((slot, key))
+
+
+def _alive(loop):
+    """Whether a slot's loop (a LoopingCall, a DelayedCall starting one, or
+    None) runs or will."""
+    if loop is None:
+        return False
+    if isinstance(loop, LoopingCall):
+        return loop.running
+    return loop.active()
