@@ -49,6 +49,7 @@ class BareUAS(DatagramProtocol):
         sock = self.transport.getHandle()
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             sock.setsockopt(socket.SOL_SOCKET, option, 4 * 1024 * 1024)
+        self.contact = b"Contact: <sip:bare@127.0.0.1:%d>" % (self.transport.getHost().port,)
 
     def datagramReceived(self, data, addr):
         end = data.find(b"\r\n\r\n")
@@ -92,7 +93,7 @@ class BareUAS(DatagramProtocol):
         out.append(b"Call-ID: " + call_id)
         out.append(b"CSeq: " + found[b"CSeq"])
         if body:
-            out.append(b"Contact: <sip:bare@127.0.0.1:%d>" % (self.transport.getHost().port,))
+            out.append(self.contact)
             out.append(b"Content-Type: application/sdp")
         out.append(b"Content-Length: %d\r\n\r\n" % (len(body),))
         self.transport.write(b"\r\n".join(out) + body, addr)
