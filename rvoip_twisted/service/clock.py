@@ -159,8 +159,8 @@ class MediaClock:
         self._snapshots[slot] = tuple(wheel[slot].items())
         self._streams += 1
         self._idle[slot] = 0
-        if self._enabled and self._loops[slot] is None:
-            self._start_slot(slot)
+        if self._enabled:
+            self._start_slot(slot)      # unless its loop runs (or is about to)
         return (slot, key)
 
     def remove(self, handle):
