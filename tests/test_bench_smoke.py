@@ -73,7 +73,7 @@ def test_bench_smoke(tmp_path):
     assert cps["drained"], cps["tables_drained"]
     for key in ("server", "client", "dialogs", "calls", "media_sessions", "rtp_ports_in_use"):
         assert cps["tables_drained"][key] == 0, cps["tables_drained"]
-    assert cps["ceiling_steps"] and cps["ceiling_steps"][0]["successful"] > 0, report
+    assert cps["sipp_uas_steps"] and cps["sipp_uas_steps"][0]["successful"] > 0, report
     # the bare-bones Twisted UAS answered every call of its step, and both ratios are there
     bare = cps["bare_uas_steps"][0]
     assert bare["successful"] == bare["calls"] > 0 and bare["failed"] == 0, report
