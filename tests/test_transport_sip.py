@@ -5,6 +5,7 @@ and answering what cannot be parsed.
 """
 
 import socket
+import sys
 
 import pytest
 import pytest_twisted
@@ -517,6 +518,173 @@ OPTIONS = (
     "To: <sip:svc@127.0.0.1>\r\n"
     "Call-ID: %s\r\n"
     "CSeq: 1 OPTIONS\r\n"
+    "Max-Forwards: 70\r\n"
+    "Content-Length: 0\r\n\r\n"
+)
+
+
+def _drain_responses(sock, parser):
+    """Every SIP message that has arrived on the client socket (non-blocking)."""
+    sock.setblocking(False)
+    out = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return out
+        if not data:
+            return out
+        out.extend(parser.feed(data))
+
+
+@pytest_twisted.inlineCallbacks
+def test_tcp_queue_delay_measured():
+    """
+    An accepted SIP TCP connection reads with the kernel's arrival time:
+    the transport's C{queue_delay} is how long the newest bytes of the
+    read waited in the receive buffer (real sockets on 127.0.0.1; the
+    reactor is blocked on purpose so that the second request waits).
+    """
+    import time
+
+    from twisted.internet import reactor
+    from rvoip_twisted.transport.sip import SIPTCPPort, listen_sip_tcp
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("TCP arrival stamps (SO_TIMESTAMPNS) are read on Linux only")
+    layer = SIPTransport(reactor, public_host="127.0.0.1")
+    seen = []
+    waiting = []
+
+    class Receiver:
+        def message_received(self, msg, source):
+            seen.append((msg.call_id, layer.queue_delay, source.transport))
+            if waiting:
+                waiting.pop().callback(None)
+
+    layer.receiver = Receiver()
+    port = listen_sip_tcp(reactor, 0, layer.stream_factory(), interface="127.0.0.1")
+    assert isinstance(port, SIPTCPPort)
+    sock = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=5)
+    try:
+        def send(call_id):
+            sock.sendall((OPTIONS % (call_id, call_id)).replace("UDP", "TCP").encode())
+            d = defer.Deferred()
+            waiting.append(d)
+            return d.addTimeout(5, reactor)
+
+        yield send("warm")      # (see test_queue_delay_measured)
+        yield task.deferLater(reactor, 0.2, lambda: None)
+        d = send("busy")
+        time.sleep(0.3)         # the reactor is blocked: the bytes wait
+        yield d
+        yield send("idle")
+    finally:
+        sock.close()
+        layer.close_connections()
+        yield port.stopListening()
+    [(first, busy, kind), (second, idle, _)] = seen[1:]
+    assert (first, second, kind) == ("busy", "idle", "TCP")
+    assert 0.29 <= busy < 5, busy
+    assert 0 <= idle < busy, (idle, busy)
+
+
+@pytest_twisted.inlineCallbacks
+def test_tcp_overloaded_new_call_refused():
+    """
+    Overload protection on TCP, end to end with real sockets: an INVITE
+    read after waiting longer than C{overload_delay} in the connection's
+    receive buffer is answered 503 with Retry-After and leaves no call; on
+    the same connection an INVITE read at once is answered 200.
+    """
+    import time
+
+    from twisted.internet import reactor
+    from rvoip_twisted.apps.echo import EchoApp
+    from rvoip_twisted.service.server import SIPServer
+    from rvoip_twisted.sip.parser import StreamParser
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("TCP arrival stamps (SO_TIMESTAMPNS) are read on Linux only")
+    server = SIPServer(reactor=reactor, listen=["tcp:0:interface=127.0.0.1"],
+                       handler=EchoApp(), public_host="127.0.0.1",
+                       rtp_ports=(31000, 31099), overload_delay=0.1)
+    server.startService()
+    sock = socket.create_connection(("127.0.0.1", server.port("TCP")), timeout=5)
+    parser = StreamParser()
+    try:
+        def invite_bytes(call_id):
+            return TCP_INVITE.format(call_id=call_id, length=len(SDP_OFFER)).encode() + SDP_OFFER
+
+        # warm up: the kernel turns its stamps on a moment after the first ask
+        sock.sendall(invite_bytes("warm"))
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        sock.sendall(invite_bytes("late"))
+        time.sleep(0.3)         # the reactor is blocked: the INVITE waits
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        messages = _drain_responses(sock, parser)
+        responses = [(m.call_id, m.status) for m in messages]
+        late = [status for call_id, status in responses if call_id == "late"]
+        assert late == [503], responses
+        assert ("warm", 200) in responses, responses
+        assert "late" not in server.sessions.calls
+        assert server.transport.shed_calls == 1
+        sock.sendall(invite_bytes("prompt"))
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        messages += _drain_responses(sock, parser)
+        responses = [(m.call_id, m.status) for m in messages]
+        assert ("prompt", 200) in responses, responses
+        assert server.transport.shed_calls == 1
+        # end both calls as a UA would (ACK, BYE) and ACK the 503 (its
+        # transaction's ACK: the INVITE's branch), so that nothing waits
+        [refusal] = [m for m in messages if m.call_id == "late"]
+        sock.sendall(TCP_IN_DIALOG.format(
+            method="ACK", seq=1, call_id="late", to_tag=refusal.to_tag).replace(
+                "-late-ACK", "-late").encode())
+        tags = {m.call_id: m.to_tag for m in messages if m.status == 200}
+        for call_id in ("warm", "prompt"):
+            for method, seq in (("ACK", 1), ("BYE", 2)):
+                sock.sendall(TCP_IN_DIALOG.format(
+                    method=method, seq=seq, call_id=call_id, to_tag=tags[call_id]).encode())
+        yield task.deferLater(reactor, 0.3, lambda: None)
+        byes = [m for m in _drain_responses(sock, parser) if m.cseq.method == "BYE"]
+        assert sorted((m.call_id, m.status) for m in byes) == [("prompt", 200), ("warm", 200)]
+        assert server.sessions.calls == {}
+    finally:
+        sock.close()
+        yield server.stopService()
+
+
+SDP_OFFER = (
+    b"v=0\r\n"
+    b"o=user1 53655765 2353687637 IN IP4 127.0.0.1\r\n"
+    b"s=-\r\n"
+    b"c=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\n"
+    b"m=audio 6000 RTP/AVP 0\r\n"
+    b"a=rtpmap:0 PCMU/8000\r\n"
+)
+
+TCP_INVITE = (
+    "INVITE sip:echo@127.0.0.1 SIP/2.0\r\n"
+    "Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-{call_id}\r\n"
+    "From: <sip:probe@127.0.0.1>;tag=t-{call_id}\r\n"
+    "To: <sip:echo@127.0.0.1>\r\n"
+    "Call-ID: {call_id}\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "Contact: <sip:probe@127.0.0.1:5999;transport=tcp>\r\n"
+    "Max-Forwards: 70\r\n"
+    "Content-Type: application/sdp\r\n"
+    "Content-Length: {length}\r\n\r\n"
+)
+
+TCP_IN_DIALOG = (
+    "{method} sip:echo@127.0.0.1;transport=tcp SIP/2.0\r\n"
+    "Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-{call_id}-{method}\r\n"
+    "From: <sip:probe@127.0.0.1>;tag=t-{call_id}\r\n"
+    "To: <sip:echo@127.0.0.1>;tag={to_tag}\r\n"
+    "Call-ID: {call_id}\r\n"
+    "CSeq: {seq} {method}\r\n"
     "Max-Forwards: 70\r\n"
     "Content-Length: 0\r\n\r\n"
 )

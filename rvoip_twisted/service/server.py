@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.python.usage import UsageError
 
 from ..sip.transaction import TimerConfig
-from ..transport.sip import SIPTransport, listen_sip_udp
+from ..transport.sip import SIPTransport, listen_sip_tcp, listen_sip_udp
 from .dialogs import DialogManager
 from .media import MediaManager
 from .sessions import SessionManager
@@ -125,8 +125,9 @@ class _Listener(service.Service):
                 self.reactor, self.portnum, self.transport.datagram_protocol(),
                 interface=self.interface, maxPacketSize=65535)
         else:
-            self.port = self.reactor.listenTCP(
-                self.portnum, self.transport.stream_factory(), interface=self.interface)
+            self.port = listen_sip_tcp(
+                self.reactor, self.portnum, self.transport.stream_factory(),
+                interface=self.interface)
         self.transport.listening(self.kind, self.port)
 
     def stopService(self):

@@ -9,13 +9,14 @@ top Via with C{received}/C{rport}, answers what cannot be parsed (400, 413,
 18.2.2), requests to a L{Destination}.
 """
 
+import errno
 import re
 import socket
 import struct
 import sys
 import time
 
-from twisted.internet import protocol, udp
+from twisted.internet import main, protocol, tcp, udp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.logger import Logger
@@ -65,7 +66,32 @@ def _family(host):
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS",
                           35 if sys.platform.startswith("linux") else None)
 _TIMESPEC = struct.Struct("@ll")
+_TIMESPEC_SIZE = _TIMESPEC.size
+_unpack_timespec = _TIMESPEC.unpack_from
 _ANCILLARY = 64
+
+
+def _waited(ancillary, now):
+    """
+    Seconds since the kernel stamped what was just read (the
+    C{SCM_TIMESTAMPNS} control message of C{recvmsg}), 0 when there is no
+    stamp.
+    """
+    if ancillary and len(ancillary[0][2]) == _TIMESPEC_SIZE:
+        sec, nsec = _unpack_timespec(ancillary[0][2])
+        return now - sec - nsec * 1e-9
+    return 0.0
+
+
+def _stamp(sock):
+    """Ask the kernel to stamp what C{sock} receives; whether it agreed."""
+    if _SO_TIMESTAMPNS is None:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
 
 
 class SIPUDPPort(udp.Port):
@@ -87,12 +113,7 @@ class SIPUDPPort(udp.Port):
 
     def startListening(self):
         udp.Port.startListening(self)
-        if _SO_TIMESTAMPNS is not None:
-            try:
-                self.socket.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                self.stamped = True
-            except OSError:
-                self.stamped = False
+        self.stamped = _stamp(self.socket)
 
     def doRead(self):
         if not self.stamped:
@@ -101,8 +122,6 @@ class SIPUDPPort(udp.Port):
         read = 0
         recvmsg = self.socket.recvmsg
         received = self.protocol.datagramReceivedAfter
-        unpack = _TIMESPEC.unpack_from
-        size = _TIMESPEC.size
         now = time.time
         ipv6 = self.addressFamily == socket.AF_INET6
         while read < self.maxThroughput:
@@ -116,13 +135,8 @@ class SIPUDPPort(udp.Port):
             read += len(data)
             if ipv6:
                 addr = addr[:2]
-            if ancillary and len(ancillary[0][2]) == size:
-                sec, nsec = unpack(ancillary[0][2])
-                waited = now() - sec - nsec * 1e-9
-            else:
-                waited = 0.0
             try:
-                received(data, addr, waited)
+                received(data, addr, _waited(ancillary, now()))
             except BaseException:
                 _legacy_log.err()
 
@@ -136,6 +150,58 @@ def listen_sip_udp(reactor, port, protocol, interface="", maxPacketSize=65535):
         return reactor.listenUDP(port, protocol, interface=interface,
                                  maxPacketSize=maxPacketSize)
     p = SIPUDPPort(port, protocol, interface, maxPacketSize, reactor)
+    p.startListening()
+    return p
+
+
+class SIPTCPServer(tcp.Server):
+    """
+    An accepted SIP TCP connection that reads with the kernel's arrival
+    time (C{SO_TIMESTAMPNS}, Linux) and hands it to the protocol's
+    C{dataReceivedAfter(data, waited)}.  On TCP the stamp is that of the
+    newest segment in the read, so C{waited} is how long the newest bytes
+    read had waited: the least any message in them waited.  Under
+    overload the receive buffer holds seconds of requests and even the
+    newest bytes of a read are old, so it measures the backlog as the
+    datagram's wait does on UDP (L{SIPTransport.queue_delay}).  Without the
+    option it reads as Twisted's connection does, and the wait is 0.
+    """
+
+    def __init__(self, *args, **kwargs):
+        tcp.Server.__init__(self, *args, **kwargs)
+        self.stamped = (_stamp(self.socket)
+                        and hasattr(self.protocol, "dataReceivedAfter"))
+
+    def doRead(self):
+        if not self.stamped:
+            return tcp.Server.doRead(self)
+        # Twisted's read (tcp.Connection.doRead), with recvmsg for recv.
+        try:
+            data, ancillary, _, _ = self.socket.recvmsg(self.bufferSize, _ANCILLARY)
+        except OSError as se:
+            if se.args[0] == errno.EWOULDBLOCK:
+                return None
+            return main.CONNECTION_LOST
+        if not data:
+            return main.CONNECTION_DONE
+        self.protocol.dataReceivedAfter(data, _waited(ancillary, time.time()))
+        return None
+
+
+class SIPTCPPort(tcp.Port):
+    """Twisted's TCP port, its connections L{SIPTCPServer}s."""
+
+    transport = SIPTCPServer
+
+
+def listen_sip_tcp(reactor, port, factory, interface=""):
+    """
+    Listen on TCP with L{SIPTCPPort} where the reactor is a file-descriptor
+    reactor (every POSIX one), else with C{reactor.listenTCP}.
+    """
+    if not IReactorFDSet.providedBy(reactor):
+        return reactor.listenTCP(port, factory, interface=interface)
+    p = SIPTCPPort(port, factory, interface=interface, reactor=reactor)
     p.startListening()
     return p
 
@@ -200,6 +266,11 @@ class SIPStreamProtocol(protocol.Protocol):
             self.transport.write(data)
 
     def dataReceived(self, data):
+        self.dataReceivedAfter(data, 0.0)
+
+    def dataReceivedAfter(self, data, waited):
+        """Bytes whose newest part waited C{waited} seconds in the receive
+        buffer (see L{SIPTCPServer})."""
         try:
             items = self.parser.feed(data)
         except SIPParseError as e:
@@ -209,7 +280,7 @@ class SIPStreamProtocol(protocol.Protocol):
             self.transport.loseConnection()
             return
         source = self._source()
-        self.layer.queue_delay = 0.0
+        self.layer.queue_delay = waited
         for item in items:
             if isinstance(item, SIPParseError):
                 self.layer._answer_error(item, source, self)
@@ -275,7 +346,7 @@ class SIPTransport:
 
     _log = Logger()
     #: overload protection: while a request waited longer than this many
-    #: seconds in the UDP socket's receive buffer (C{queue_delay}), new
+    #: seconds in its socket's receive buffer (C{queue_delay}), new
     #: INVITEs are answered 503 with C{Retry-After}: statelessly here,
     #: before parsing, when their lines allow, else by the session layer
     #: (L{overloaded}); requests in dialogs (ACK, BYE, re-INVITE) are served
@@ -306,9 +377,10 @@ class SIPTransport:
         self.received_count = 0
         self.bad_count = 0
         self.dropped_count = 0
-        #: how long the message being handled waited in the UDP socket's
-        #: receive buffer before it was read, in seconds (0 when unknown,
-        #: and over TCP).
+        #: how long the message being handled waited in its socket's
+        #: receive buffer before it was read, in seconds (0 when unknown;
+        #: over TCP the wait of the newest bytes of its read, see
+        #: L{SIPTCPServer}).
         self.queue_delay = 0.0
         #: new calls refused with 503 because the server was overloaded.
         self.shed_calls = 0
