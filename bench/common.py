@@ -199,7 +199,7 @@ class BenchServer:
     def __init__(self, workdir: Path | str, *, cpu: int | None = 0, app: str = "echo",
                  rtp_ports: tuple[int, int] = (10000, 40000), t1: float = 0.5,
                  log_level: str = "info", extra_args: Sequence[str] = (),
-                 ready_timeout: float = 20.0):
+                 ready_timeout: float = 20.0, tcp: bool = False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cpu = cpu
@@ -209,7 +209,8 @@ class BenchServer:
         self.log_level = log_level
         self.extra_args = list(extra_args)
         self.ready_timeout = ready_timeout
-        self.port = runner.free_port(tcp=False)
+        self.tcp = tcp      # listen on TCP too, on the same port number
+        self.port = runner.free_port(tcp=tcp)
         self.control_port = runner.free_port(tcp=False)
         self.log_path = self.workdir / "server.log"
         self.proc: subprocess.Popen | None = None
@@ -222,6 +223,7 @@ class BenchServer:
             "--log-file", str(self.log_path),
             "--",
             "--listen", f"udp:{self.port}:interface={HOST}",
+        ] + (["--listen", f"tcp:{self.port}:interface={HOST}"] if self.tcp else []) + [
             "--app", self.app,
             "--rtp-ports", f"{self.rtp_ports[0]}-{self.rtp_ports[1]}",
             "--t1", repr(self.t1),

@@ -63,12 +63,13 @@ def _int(value, default=0) -> int:
 
 
 def sipp_uac_step(workdir: Path, target_port: int, rate: int, seconds: float,
-                  cpu: int | None, server_pid: int | None = None) -> dict:
-    """One step: SIPp's uac at ``rate`` calls/s for ``seconds`` against 127.0.0.1:port."""
+                  cpu: int | None, server_pid: int | None = None, tcp: bool = False) -> dict:
+    """One step: SIPp's uac at ``rate`` calls/s for ``seconds`` against 127.0.0.1:port
+    (over UDP, or over one TCP connection with ``tcp``)."""
     sipp = runner.require_tool("sipp")
     workdir.mkdir(parents=True, exist_ok=True)
     calls = max(1, int(round(rate * seconds)))
-    local_port = runner.free_port(tcp=False)
+    local_port = runner.free_port(tcp=tcp)
     media_port = runner.free_udp_block(4)
     limit = max(200, rate * 4)     # open calls at most: 4 s worth
     timeout = int(seconds + 30)
@@ -77,6 +78,7 @@ def sipp_uac_step(workdir: Path, target_port: int, rate: int, seconds: float,
         "-r", str(rate), "-m", str(calls), "-l", str(limit),
         "-i", HOST, "-p", str(local_port), "-mp", str(media_port),
         "-buff_size", "4194304", "-nostdin",
+    ] + (["-t", "t1"] if tcp else []) + [
         "-trace_stat", "-stf", "stat.csv", "-fd", "1",
         "-trace_rtt", "-rtt_freq", "1",
         "-trace_counts",
@@ -250,7 +252,8 @@ def _max_clean(steps) -> int:
 
 
 def _one_step(label: str, workdir: Path, port: int, rate: int, seconds: float, cpu_sipp,
-              server: BenchServer | None = None, peer_pid: int | None = None) -> dict:
+              server: BenchServer | None = None, peer_pid: int | None = None,
+              tcp: bool = False) -> dict:
     log(f"{label}: {rate} calls/s for {seconds:g} s")
     before = {}
     if server is not None:
@@ -259,7 +262,7 @@ def _one_step(label: str, workdir: Path, port: int, rate: int, seconds: float, c
         except (OSError, TimeoutError):
             pass
     step = sipp_uac_step(workdir / f"{label}-{rate}", port, rate, seconds, cpu_sipp,
-                         server.pid if server else peer_pid)
+                         server.pid if server else peer_pid, tcp=tcp)
     if server is not None:
         _server_side(step, server, before)
     log(f"{label}: {rate}/s -> {step['successful']} ok, {step['failed']} failed, "
@@ -367,25 +370,30 @@ _IDLE = {"<method 'poll' of 'select.epoll' objects>", "<method 'poll' of 'select
 
 
 def _overload(new_server, workdir: Path, max_clean: int, factor: float,
-              seconds: float) -> dict:
+              seconds: float, tcp: bool = False, later: float = 5.0) -> dict:
     """Offer ``factor`` times the max clean rate to a fresh server: how much of the
     load it still completes (goodput), how many new calls it refuses with 503
     (overload protection: a request that waited too long in the socket buffer),
-    and whether the calls it let in all ended on their BYE."""
+    and whether the calls it let in all ended on their BYE.  With ``tcp``, SIPp's
+    calls go over one TCP connection (no retransmissions there: what the protection
+    bounds is the backlog in the connection, so the setup time)."""
     rate = max(50, int(max_clean * factor) // 50 * 50)
-    with new_server("server-overload") as server:
+    name = "overload-tcp" if tcp else "overload"
+    with new_server("server-" + name, tcp=tcp) as server:
         before = server.stats(timeout=10)
-        step = _one_step("rvoip-overload", workdir, server.port, rate, seconds, 1, server)
+        step = _one_step("rvoip-" + name, workdir, server.port, rate, seconds, 1, server,
+                         tcp=tcp)
         after = step.get("tables_after") or {}
-        time.sleep(5.0)
+        time.sleep(later)
         try:
-            later = server.stats(timeout=10)
+            still = server.stats(timeout=10)
         except (OSError, TimeoutError):
-            later = {}
+            still = {}
     shed = after.get("shed_calls", 0) - before.get("shed_calls", 0)
     return {
         "offered_cps": rate,
         "factor": factor,
+        "transport": "TCP" if tcp else "UDP",
         "goodput_cps": rnd(step["successful"] / seconds, 1),
         "successful": step["successful"],
         "refused_503": shed,
@@ -396,7 +404,8 @@ def _overload(new_server, workdir: Path, max_clean: int, factor: float,
         "server_cpu_pct": step["server_cpu_pct"],
         "steal_pct": step.get("machine_steal_pct"),
         "server_ended_by_bye": step.get("server_ended_by_bye"),
-        "calls_open_5s_later": later.get("calls"),
+        "calls_open_later": still.get("calls"),
+        "later_s": later,
         "step": step,
     }
 
@@ -470,8 +479,8 @@ def run(cfg) -> dict:
     result: dict = {"benchmark": "cps", "smoke": smoke, "step_seconds": seconds,
                     "t1": t1, "steps": [], "sipp_uas_steps": [], "targets": TARGETS,
                     "references": dict(REFERENCES)}
-    def new_server(name):
-        return BenchServer(workdir / name, cpu=0, t1=t1, rtp_ports=(10000, 40000))
+    def new_server(name, tcp=False):
+        return BenchServer(workdir / name, cpu=0, t1=t1, rtp_ports=(10000, 40000), tcp=tcp)
 
     drain_timeout = 64 * t1 + (5 if smoke else 15)
 
@@ -511,6 +520,12 @@ def run(cfg) -> dict:
     result["max_clean_cps"] = max_clean
     if getattr(cfg, "overload", 0) and max_clean:
         result["overload"] = _overload(new_server, workdir, max_clean, cfg.overload, seconds)
+        result["overload_tcp"] = _overload(new_server, workdir, max_clean, cfg.overload,
+                                           seconds, tcp=True)
+    elif smoke and max_clean:
+        # not an overload: the TCP path of the step above, so that it cannot rot
+        result["overload_tcp"] = _overload(new_server, workdir, max_clean, 1.0, seconds,
+                                           tcp=True, later=0.5)
     if cfg.profile or overloaded:
         # a fresh server at a clean load: the profile (if asked) and the drain check
         prate = cfg.profile_rate or max(50, int(max_clean * 0.6) // 50 * 50)
@@ -601,16 +616,17 @@ def report(result: dict) -> str:
             f"after the overloaded step (5 s later, for information): calls {over.get('calls')}, "
             f"dialogs {over.get('dialogs')}, transactions {over.get('server')}+"
             f"{over.get('client')}; calls ended so far by reason: {over.get('calls_ended')}")
-    ov = result.get("overload")
-    if ov:
+    for ov in (result.get("overload"), result.get("overload_tcp")):
+        if not ov:
+            continue
         lines.append(
-            f"overload ({ov['factor']:g} x max clean = {ov['offered_cps']:,} calls/s offered to a "
-            f"fresh server): goodput {ov['goodput_cps']} calls/s, {ov['refused_503']:,} new calls "
+            f"overload over {ov.get('transport', 'UDP')} ({ov['factor']:g} x max clean = "
+            f"{ov['offered_cps']:,} calls/s offered to a fresh server): goodput {ov['goodput_cps']} calls/s, {ov['refused_503']:,} new calls "
             f"refused 503, {ov['failed'] - ov['refused_503']:,} other failures, retransmissions "
             f"{ov['retrans_pct']} %, setup p99 {ov['setup_ms_p99']} ms, CPU "
             f"{ov['server_cpu_pct']} %, steal {ov['steal_pct']} %; of {ov['successful']:,} "
             f"calls SIPp completed the server ended {ov['server_ended_by_bye']:,} on their BYE, "
-            f"{ov['calls_open_5s_later']} still open 5 s later")
+            f"{ov['calls_open_later']} still open {ov['later_s']:g} s later")
     lines.append("references: " + "; ".join(f"{k} {v}" for k, v in REFERENCES)
                  + "; SIPp UAS and the bare Twisted UAS measured above")
     out.append("\n".join(lines))

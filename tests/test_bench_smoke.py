@@ -78,6 +78,11 @@ def test_bench_smoke(tmp_path):
     bare = cps["bare_uas_steps"][0]
     assert bare["successful"] == bare["calls"] > 0 and bare["failed"] == 0, report
     assert cps["ratio_vs_sipp_uas"] > 0 and cps["ratio_vs_bare_uas"] > 0, report
+    # the same load over TCP (the overload step's machinery, at the clean rate here)
+    tcp = cps["overload_tcp"]
+    assert tcp["transport"] == "TCP" and tcp["step"]["calls"] > 0, tcp
+    assert tcp["successful"] == tcp["step"]["calls"] and tcp["failed"] == 0, tcp
+    assert tcp["server_ended_by_bye"] == tcp["successful"], tcp
 
     media = _load(results, "media")
     mstep = media["steps"][0]
