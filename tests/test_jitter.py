@@ -135,6 +135,38 @@ class JitterBufferTests(SynchronousTestCase):
         self.assertEqual(buffer.skipped, 7)
         self.assertEqual(drain(buffer, 0.06, 3), [9, 10, MISSING])
 
+    def test_frames_due_after_a_late_clock_are_played(self):
+        """
+        A media clock late by three periods pops four frames in a row, with
+        C{due} counting down: the three that piled up meanwhile are the ones
+        due now, played in order, none skipped, and the delay is what it
+        was.  (Popped as four separate frames, the pile-up would read as a
+        burst past depth + slack and the two oldest be dropped.)
+        """
+        def run(dues):
+            buffer = JitterBuffer(depth=0.06, slack=2)      # target 3 frames, + 2
+            arrivals = {seq: (seq - 1) * 0.02 for seq in range(1, 13)}
+            out = []
+
+            def arrive(until):
+                for seq, at in sorted(arrivals.items()):
+                    if at <= until + 1e-9:
+                        buffer.push(seq, seq, at)
+                        del arrivals[seq]
+
+            for now in (0.06, 0.08, 0.10):      # on time
+                arrive(now)
+                out.append(buffer.pop(now))
+            arrive(0.18)                        # no call at 0.12, 0.14, 0.16
+            for due in dues:
+                out.append(buffer.pop(0.18, due))
+            arrive(0.20)
+            out.append(buffer.pop(0.20))
+            return out, buffer.skipped
+
+        self.assertEqual(run([4, 3, 2, 1]), ([1, 2, 3, 4, 5, 6, 7, 8], 0))
+        self.assertEqual(run([1, 1, 1, 1]), ([1, 2, 3, 6, 7, 8, 9, 10], 2))
+
     def test_memory_bound(self):
         """
         No more than C{max_packets} are held.

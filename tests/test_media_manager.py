@@ -687,6 +687,36 @@ class ReceiveTests(ManagerTestCase):
         self.assertEqual(echoed, payloads)
         self.assertEqual({p.ssrc for p in sent}, {session.ssrc})
 
+    def test_echo_after_a_stall_sends_every_frame(self):
+        """
+        After a reactor stall the echo sends every frame that fell due, in
+        order: the packets that arrived meanwhile are those frames, not a
+        pile-up for the jitter buffer to skip (it would drop the oldest two
+        here: three frames late on top of a 60 ms buffer is past its 40 ms
+        of slack).
+        """
+        session, _ = self.answered(self.manager())
+        session.echo()
+        payloads = [bytes([i + 1]) * 160 for i in range(12)]
+        for i in range(6):
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
+            self.advance(0.02)
+        for i in range(6, 10):      # the reactor stalls: packets arrive, no timer runs
+            self.reactor.rightNow += 0.02
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
+        self.reactor.advance(0)     # the media clock's call, four periods late
+        for i in range(10, 12):
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
+            self.advance(0.02)
+        self.advance(0.1)
+        sent = [p for p, _ in rtp_sent(self.reactor, session.local_port)]
+        echoed = [p.payload for p in sent if p.payload != b"\xff" * 160]
+        self.assertEqual(echoed, payloads)
+        self.assertEqual(session._jitter.skipped, 0)
+        stamps = [p.timestamp for p in sent]
+        self.assertEqual([(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:])],
+                         [160] * (len(sent) - 1))
+
     def test_echo_steady_state_numbering(self):
         """
         The echo's steady state (payload passed through) and its other

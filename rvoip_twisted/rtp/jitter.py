@@ -18,7 +18,9 @@ sequence number:
     packet starts a new talkspurt with the full depth again;
   - if more than C{depth + slack} worth of packets pile up (a burst after a
     stall), the oldest are skipped so the delay returns to the target;
-    C{max_packets} bounds memory in any case.
+    C{max_packets} bounds memory in any case.  A caller that pops several
+    frames at once because its own clock was late says so (C{due}): the
+    frames due now are not a pile-up, and are played, not skipped.
 
 Payloads are opaque objects to the buffer (the media session stores
 C{(payload_type, payload)} tuples).
@@ -155,10 +157,15 @@ class JitterBuffer:
         if self._next is not None and self._next <= oldest:
             self._next = oldest + 1
 
-    def pop(self, now):
+    def pop(self, now, due=1):
         """
         The payload for the next frame, L{MISSING} to conceal one frame, or
         C{None} when there is nothing to play (not started, or idle).
+
+        @param due: the frames to be played now, this one included: a media
+            clock that was late by C{k} periods pops C{k + 1} in a row, with
+            C{due} counting down to 1, and the C{k} frames that piled up
+            meanwhile are not skipped as excess.
         """
         packets = self._packets
         if not self._playing:
@@ -170,7 +177,7 @@ class JitterBuffer:
         nxt = self._next
         if packets:
             # too much buffered (a burst after a stall): skip to the target
-            excess = self._ref - nxt + 1 - self._max_behind
+            excess = self._ref - nxt + 2 - self._max_behind - due
             while excess > 0:
                 if nxt in packets:
                     del packets[nxt]

@@ -521,8 +521,8 @@ class MediaSession:
             self._ts = (self._ts + skipped * self._ts_inc) & 0xFFFFFFFF
             self._marker = True
             count = MAX_BURST
-        for _ in range(count):
-            self._frame(now)
+        for due in range(count, 0, -1):
+            self._frame(now, due=due)
 
     def _echo_frame(self, now):
         """
@@ -554,14 +554,16 @@ class MediaSession:
         self._sent_since_report = True
         self._ts = (ts + self._ts_inc) & 0xFFFFFFFF
 
-    def _frame(self, now, item=_NOT_POPPED):
+    def _frame(self, now, item=_NOT_POPPED, due=1):
         """
         One frame's worth of media.  C{item}: the jitter buffer's answer for
-        this frame when the caller already asked for it (L{_echo_frame}).
+        this frame when the caller already asked for it (L{_echo_frame});
+        C{due}: the frames sent now, this one included (after a stall, see
+        L{JitterBuffer.pop}).
         """
         payload = None
         if self._playout:
-            payload = self._playout_frame(now, item)
+            payload = self._playout_frame(now, item, due)
         if self._codec is None:
             return
         if self._dtmf_event is not None or (self._dtmf_queue and self._dtmf_gap <= 0):
@@ -608,7 +610,7 @@ class MediaSession:
             self._marker = True
         self._ts = (self._ts + self._ts_inc) & 0xFFFFFFFF
 
-    def _playout_frame(self, now, item=_NOT_POPPED):
+    def _playout_frame(self, now, item=_NOT_POPPED, due=1):
         """
         Pull one frame from the jitter buffer: write PCM to the sink and
         return the payload to echo (or C{None}).
@@ -618,7 +620,7 @@ class MediaSession:
         pcm = None
         if not self._fifo:
             if item is _NOT_POPPED:
-                item = self._jitter.pop(now)
+                item = self._jitter.pop(now, due)
             if item is None:
                 return None
             codec = None if item is MISSING else self._recv_codecs.get(item[0])
