@@ -167,6 +167,30 @@ class JitterBufferTests(SynchronousTestCase):
         self.assertEqual(run([4, 3, 2, 1]), ([1, 2, 3, 4, 5, 6, 7, 8], 0))
         self.assertEqual(run([1, 1, 1, 1]), ([1, 2, 3, 6, 7, 8, 9, 10], 2))
 
+    def test_refill_before_underrun(self):
+        """
+        An empty buffer that is playing asks C{refill} for packets that
+        arrived unread before it conceals the frame; a buffer with packets,
+        or not playing, does not ask.
+        """
+        buffer = JitterBuffer(depth=0.04)
+        asked = []
+
+        def refill():
+            asked.append(True)
+            buffer.push(3, 3, 0.08)
+
+        self.assertIsNone(buffer.pop(0.0, refill=refill))          # not playing: not asked
+        buffer.push(1, 1, 0.0)
+        buffer.push(2, 2, 0.02)
+        self.assertEqual(buffer.pop(0.04, refill=refill), 1)
+        self.assertEqual(buffer.pop(0.06, refill=refill), 2)
+        self.assertEqual(asked, [])
+        self.assertEqual(buffer.pop(0.08, refill=refill), 3)       # empty: asked, played
+        self.assertEqual((asked, buffer.underruns, buffer.concealed), ([True], 0, 0))
+        self.assertIs(buffer.pop(0.10, refill=lambda: None), MISSING)   # nothing came
+        self.assertEqual(buffer.underruns, 1)
+
     def test_memory_bound(self):
         """
         No more than C{max_packets} are held.

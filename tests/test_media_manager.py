@@ -60,6 +60,14 @@ class FakeSocket:
         self.peer = None
         self.options = {}
         self.fail_sends = False
+        self.unread = []    # (data, addr) in the "kernel buffer", not yet read
+        self.reads = 0
+
+    def recvfrom(self, size):
+        self.reads += 1
+        if not self.unread:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        return self.unread.pop(0)
 
     def send(self, data):
         if self.fail_sends:
@@ -716,6 +724,37 @@ class ReceiveTests(ManagerTestCase):
         stamps = [p.timestamp for p in sent]
         self.assertEqual([(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:])],
                          [160] * (len(sent) - 1))
+
+    def test_echo_reads_waiting_packets_before_concealing(self):
+        """
+        When the reactor falls behind on reading (it runs the media clock
+        first), a stream whose buffer runs dry reads its socket before it
+        conceals a frame: the packets waiting there are echoed in order,
+        nothing concealed.  The socket is read only then, not per frame.
+        """
+        session, _ = self.answered(self.manager())
+        session.echo()
+        sock = self.reactor.ports[session.local_port].socket
+        payloads = [bytes([i + 1]) * 160 for i in range(14)]
+        for i in range(6):
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
+            self.advance(0.02)
+        self.assertEqual(sock.reads, 0, "no read while the buffer holds packets")
+        for i in range(6, 12):      # arrive, but the reactor does not get to them
+            sock.unread.append((rtp_from_peer(i, payloads[i]), PEER))
+            self.advance(0.02)
+        for data, addr in sock.unread:      # the reactor catches up with what is left
+            self.reactor.deliver(session.local_port, data, addr)
+        del sock.unread[:]
+        for i in range(12, 14):
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
+            self.advance(0.02)
+        self.assertEqual(session._jitter.concealed, 0)
+        self.assertGreater(sock.reads, 0)
+        self.advance(0.1)           # (the stream's end: the buffer runs dry for good)
+        sent = [p for p, _ in rtp_sent(self.reactor, session.local_port)]
+        echoed = [p.payload for p in sent if p.payload != b"\xff" * 160]
+        self.assertEqual(echoed, payloads)
 
     def test_echo_steady_state_numbering(self):
         """

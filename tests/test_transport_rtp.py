@@ -102,6 +102,31 @@ class SocketSetTests(SocketSetTestCase):
         self.set.doRead()  # nothing more: no error, nothing delivered
         self.assertEqual(len(self.received) + len(b_received), 2)
 
+    def test_read_waiting(self):
+        """
+        C{read_waiting} reads what is queued in one endpoint's socket now,
+        without the reactor, at most C{limit} datagrams a call, in order,
+        with the source address; then nothing is left for the set to read,
+        and with nothing waiting it returns 0 without raising.
+        """
+        endpoint = self.listen()
+        other = self.listen()
+        for i in range(5):
+            self.send(endpoint, b"%d" % i)
+        self.send(other, b"other")
+        deadline = time.monotonic() + WAIT
+        while len(self.received) < 5 and time.monotonic() < deadline:
+            got = endpoint.read_waiting(limit=3)
+            self.assertLessEqual(got, 3)
+        self.assertEqual([data for data, _ in self.received], [b"0", b"1", b"2", b"3", b"4"])
+        self.assertEqual({addr for _, addr in self.received}, {self.client.getsockname()})
+        self.assertEqual(endpoint.read_waiting(), 0)
+        wait_readable(other.socket)
+        self.set.doRead()       # the other socket's datagram only
+        self.assertEqual([data for data, _ in self.received][5:], [b"other"])
+        endpoint.close()
+        self.assertEqual(endpoint.read_waiting(), 0, "a closed endpoint reads nothing")
+
     def test_receiver_replaced(self):
         """
         The receiver is looked up per datagram: a media session attaches

@@ -12,7 +12,8 @@ sequence number:
     concealed ("too late"), are dropped and counted;
   - a hole is concealed with the L{MISSING} marker, which the decoder turns
     into silence (or a repeat);
-  - on underrun (nothing buffered) L{MISSING} is returned without advancing,
+  - on underrun (nothing buffered; after asking the caller's C{refill} for
+    packets that arrived and were not read yet) L{MISSING} is returned without advancing,
     which stretches the delay by a frame; after C{max_stall} frames of
     underrun the buffer goes idle (L{pop} returns C{None}) and the next
     packet starts a new talkspurt with the full depth again;
@@ -157,7 +158,7 @@ class JitterBuffer:
         if self._next is not None and self._next <= oldest:
             self._next = oldest + 1
 
-    def pop(self, now, due=1):
+    def pop(self, now, due=1, refill=None):
         """
         The payload for the next frame, L{MISSING} to conceal one frame, or
         C{None} when there is nothing to play (not started, or idle).
@@ -166,8 +167,15 @@ class JitterBuffer:
             clock that was late by C{k} periods pops C{k + 1} in a row, with
             C{due} counting down to 1, and the C{k} frames that piled up
             meanwhile are not skipped as excess.
+        @param refill: C{None}, or a callable that L{push}es what has arrived
+            and not been delivered yet; called (only) when the buffer is
+            playing and empty, before a frame is concealed for want of a
+            packet that may be waiting unread.
         """
         packets = self._packets
+        if not packets and refill is not None and self._playing:
+            refill()
+            packets = self._packets     # (a new source resets the buffer)
         if not self._playing:
             if not packets or now - self._first_arrival < self.depth - 1e-9:
                 return None

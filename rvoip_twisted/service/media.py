@@ -180,6 +180,8 @@ class MediaSession:
         self._rtcp = rtcp
         rtp.protocol.receiver = self._rtp_received
         rtcp.protocol.receiver = self._rtcp_received
+        # before the jitter buffer conceals a frame: read the socket
+        self._read_waiting = rtp.read_waiting
         self._seconds = manager.reactor.seconds
         self._codecs = manager.codec_preferences
         self._oa = OfferAnswer(
@@ -531,7 +533,9 @@ class MediaSession:
         when its codec and size are ours; anything else takes L{_frame}'s
         general path for this frame.
         """
-        item = self._jitter.pop(now)
+        item = self._jitter.pop(now, 1, self._read_waiting)
+        if self._stopped:   # (an app callback during the read ended the call)
+            return
         if item is None or item is MISSING:
             # not playing yet, idle or a hole: the general path, given the
             # buffer's answer for this frame
@@ -564,6 +568,8 @@ class MediaSession:
         payload = None
         if self._playout:
             payload = self._playout_frame(now, item, due)
+            if self._stopped:
+                return
         if self._codec is None:
             return
         if self._dtmf_event is not None or (self._dtmf_queue and self._dtmf_gap <= 0):
@@ -620,7 +626,9 @@ class MediaSession:
         pcm = None
         if not self._fifo:
             if item is _NOT_POPPED:
-                item = self._jitter.pop(now, due)
+                item = self._jitter.pop(now, due, self._read_waiting)
+                if self._stopped:   # (see _echo_frame)
+                    return None
             if item is None:
                 return None
             codec = None if item is MISSING else self._recv_codecs.get(item[0])

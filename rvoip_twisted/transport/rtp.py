@@ -44,6 +44,7 @@ __all__ = [
     "disconnect_socket",
     "RECEIVE_BUFFER",
     "MAX_EVENTS",
+    "READ_WAITING",
 ]
 
 #: SO_RCVBUF asked for (only ever raised, never lowered).
@@ -53,6 +54,8 @@ RECEIVE_BUFFER = 128 * 1024
 #: due in it, for more than about half a millisecond (the rest is read
 #: next turn; a turn costs the reactor a few microseconds).
 MAX_EVENTS = 64
+#: Datagrams L{RtpEndpoint.read_waiting} reads at most at a time.
+READ_WAITING = 8
 #: The largest datagram read (as Twisted's C{udp.Port.maxPacketSize}).
 MAX_PACKET = 8192
 
@@ -207,6 +210,36 @@ class RtpEndpoint:
                 self.socket.sendto(data, self._map(addr))
         except (OSError, ValueError, TypeError):
             self.send_errors += 1
+
+    def read_waiting(self, limit=READ_WAITING):
+        """
+        Read the datagrams already waiting in the socket, at most C{limit},
+        and hand them to the receiver now rather than when the reactor next
+        gets round to the socket.  For a stream about to conceal a frame
+        for want of its packet: when the reactor is behind (it runs its
+        timers, the media clock, before it reads), the packet is often in
+        the socket buffer, unread.  Errors (nothing waiting, a refused
+        send reported, a closed socket) end the read quietly.
+
+        @return: the number of datagrams read.
+        """
+        recvfrom = self.socket.recvfrom
+        trim = self.socket.family == socket.AF_INET6
+        protocol = self.protocol
+        count = 0
+        while count < limit:
+            try:
+                data, addr = recvfrom(MAX_PACKET)
+            except OSError:
+                break
+            count += 1
+            if trim:
+                addr = addr[:2]
+            try:
+                protocol.receiver(data, addr)
+            except Exception:
+                protocol.receive_failed()
+        return count
 
     def recycle(self):
         """
