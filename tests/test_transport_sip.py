@@ -4,6 +4,7 @@ Tests for the SIP transport layer: Via stamping (RFC 3261 18.2.1, RFC
 and answering what cannot be parsed.
 """
 
+import os
 import socket
 import sys
 
@@ -455,6 +456,35 @@ class ByteIdenticalRetransmissionTests(SynchronousTestCase):
         self.assertEqual(len(self.tu.requests), 2)
 
 
+@defer.inlineCallbacks
+def _warm_busy_idle(write, waiting):
+    """
+    C{write("warm")}, C{write("busy")} with the reactor blocked for 0.3 s
+    so that it waits unread, then C{write("idle")}, each time waiting for
+    the receiver to fire the Deferred put in C{waiting}.  The kernel turns
+    its receive timestamps on a moment after the first socket asks (a
+    deferred static-key switch), until then a message is stamped when it
+    is read: the first one is let through, and the test waits, before the
+    others.
+    """
+    import time
+
+    from twisted.internet import reactor
+
+    def send(call_id):
+        d = defer.Deferred()
+        waiting.append(d)
+        write(call_id)
+        return d.addTimeout(5, reactor)
+
+    yield send("warm")
+    yield task.deferLater(reactor, 0.2, lambda: None)
+    d = send("busy")
+    time.sleep(0.3)
+    yield d
+    yield send("idle")
+
+
 @pytest_twisted.inlineCallbacks
 def test_queue_delay_measured():
     """
@@ -463,8 +493,6 @@ def test_queue_delay_measured():
     socket buffer (real sockets on 127.0.0.1; the reactor is blocked on
     purpose so that the first datagram waits).
     """
-    import time
-
     from twisted.internet import reactor
     from rvoip_twisted.transport.sip import SIPUDPPort, listen_sip_udp
 
@@ -486,22 +514,11 @@ def test_queue_delay_measured():
         if not port.stamped:
             pytest.skip("no SO_TIMESTAMPNS on this platform")
 
-        def send(call_id):
+        def write(call_id):
             sock.sendto((OPTIONS % (call_id, call_id)).encode(),
                         ("127.0.0.1", port.getHost().port))
-            d = defer.Deferred()
-            waiting.append(d)
-            return d.addTimeout(5, reactor)
 
-        # The kernel turns its receive timestamps on a moment after the first
-        # socket asks (a deferred static-key switch); until then a datagram
-        # is stamped when it is read.  Let the first one through, and wait.
-        yield send("warm")
-        yield task.deferLater(reactor, 0.2, lambda: None)
-        d = send("busy")
-        time.sleep(0.3)         # the reactor is blocked: the datagram waits
-        yield d
-        yield send("idle")
+        yield _warm_busy_idle(write, waiting)
     finally:
         sock.close()
         yield port.stopListening()
@@ -545,8 +562,6 @@ def test_tcp_queue_delay_measured():
     read waited in the receive buffer (real sockets on 127.0.0.1; the
     reactor is blocked on purpose so that the second request waits).
     """
-    import time
-
     from twisted.internet import reactor
     from rvoip_twisted.transport.sip import SIPTCPPort, listen_sip_tcp
 
@@ -567,18 +582,10 @@ def test_tcp_queue_delay_measured():
     assert isinstance(port, SIPTCPPort)
     sock = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=5)
     try:
-        def send(call_id):
+        def write(call_id):
             sock.sendall((OPTIONS % (call_id, call_id)).replace("UDP", "TCP").encode())
-            d = defer.Deferred()
-            waiting.append(d)
-            return d.addTimeout(5, reactor)
 
-        yield send("warm")      # (see test_queue_delay_measured)
-        yield task.deferLater(reactor, 0.2, lambda: None)
-        d = send("busy")
-        time.sleep(0.3)         # the reactor is blocked: the bytes wait
-        yield d
-        yield send("idle")
+        yield _warm_busy_idle(write, waiting)
     finally:
         sock.close()
         layer.close_connections()
@@ -614,7 +621,12 @@ def test_tcp_overloaded_new_call_refused():
     parser = StreamParser()
     try:
         def invite_bytes(call_id):
-            return TCP_INVITE.format(call_id=call_id, length=len(SDP_OFFER)).encode() + SDP_OFFER
+            # SIPp's INVITE (tests/fixtures), over TCP, one Call-ID, branch and tag per call
+            tag = call_id.encode()
+            return (SIPP_INVITE.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP")
+                    .replace(b"z9hG4bK-12345-1-0", b"z9hG4bK-" + tag)
+                    .replace(b"1-12345@127.0.1.1", tag)
+                    .replace(b"12345SIPpTag001", b"t-" + tag))
 
         # warm up: the kernel turns its stamps on a moment after the first ask
         sock.sendall(invite_bytes("warm"))
@@ -655,28 +667,9 @@ def test_tcp_overloaded_new_call_refused():
         yield server.stopService()
 
 
-SDP_OFFER = (
-    b"v=0\r\n"
-    b"o=user1 53655765 2353687637 IN IP4 127.0.0.1\r\n"
-    b"s=-\r\n"
-    b"c=IN IP4 127.0.0.1\r\n"
-    b"t=0 0\r\n"
-    b"m=audio 6000 RTP/AVP 0\r\n"
-    b"a=rtpmap:0 PCMU/8000\r\n"
-)
-
-TCP_INVITE = (
-    "INVITE sip:echo@127.0.0.1 SIP/2.0\r\n"
-    "Via: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK-{call_id}\r\n"
-    "From: <sip:probe@127.0.0.1>;tag=t-{call_id}\r\n"
-    "To: <sip:echo@127.0.0.1>\r\n"
-    "Call-ID: {call_id}\r\n"
-    "CSeq: 1 INVITE\r\n"
-    "Contact: <sip:probe@127.0.0.1:5999;transport=tcp>\r\n"
-    "Max-Forwards: 70\r\n"
-    "Content-Type: application/sdp\r\n"
-    "Content-Length: {length}\r\n\r\n"
-)
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                       "fixtures", "sip", "sipp_invite.sip"), "rb") as _f:
+    SIPP_INVITE = _f.read()
 
 TCP_IN_DIALOG = (
     "{method} sip:echo@127.0.0.1;transport=tcp SIP/2.0\r\n"
