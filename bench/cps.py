@@ -621,7 +621,8 @@ def report(result: dict) -> str:
             continue
         lines.append(
             f"overload over {ov.get('transport', 'UDP')} ({ov['factor']:g} x max clean = "
-            f"{ov['offered_cps']:,} calls/s offered to a fresh server): goodput {ov['goodput_cps']} calls/s, {ov['refused_503']:,} new calls "
+            f"{ov['offered_cps']:,} calls/s offered to a fresh server): goodput "
+            f"{ov['goodput_cps']} calls/s, {ov['refused_503']:,} new calls "
             f"refused 503, {ov['failed'] - ov['refused_503']:,} other failures, retransmissions "
             f"{ov['retrans_pct']} %, setup p99 {ov['setup_ms_p99']} ms, CPU "
             f"{ov['server_cpu_pct']} %, steal {ov['steal_pct']} %; of {ov['successful']:,} "

@@ -12,11 +12,12 @@ sequence number:
     concealed ("too late"), are dropped and counted;
   - a hole is concealed with the L{MISSING} marker, which the decoder turns
     into silence (or a repeat);
-  - on underrun (nothing buffered; after asking the caller's C{refill} for
-    packets that arrived and were not read yet) L{MISSING} is returned without advancing,
-    which stretches the delay by a frame; after C{max_stall} frames of
-    underrun the buffer goes idle (L{pop} returns C{None}) and the next
-    packet starts a new talkspurt with the full depth again;
+  - on underrun (nothing buffered, even after asking the caller's C{refill}
+    for packets that arrived and were not read yet) L{MISSING} is returned
+    without advancing, which stretches the delay by a frame; after
+    C{max_stall} frames of underrun the buffer goes idle (L{pop} returns
+    C{None}) and the next packet starts a new talkspurt with the full
+    depth again;
   - if more than C{depth + slack} worth of packets pile up (a burst after a
     stall), the oldest are skipped so the delay returns to the target;
     C{max_packets} bounds memory in any case.  A caller that pops several
