@@ -350,6 +350,11 @@ class SocketSetTests(SocketSetTestCase):
         wait_readable(endpoint.socket)
         self.set.doRead()
         self.assertEqual(self.received, [(b"v6", client.getsockname()[:2])])
+        # read_waiting (a stream about to conceal a frame) gives it alike
+        client.sendto(b"v6 again", ("::1", endpoint.local_port))
+        wait_readable(endpoint.socket)
+        self.assertEqual(endpoint.read_waiting(), 1)
+        self.assertEqual(self.received[1:], [(b"v6 again", client.getsockname()[:2])])
 
     def test_reactor_drops_reader(self):
         """

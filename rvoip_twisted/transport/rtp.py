@@ -134,6 +134,8 @@ class RtpEndpoint:
     L{RtpSocketSet.listen} or L{TwistedRtpListener.listen}.
 
     @ivar socket: the socket (sends go straight to it).
+    @ivar recvfrom: C{socket.recvfrom}, with the source as C{(host, port)}
+        whatever the family (the IPv6 flow and scope IDs trimmed).
     @ivar protocol: the L{RtpProtocol} whose C{receiver} gets the datagrams.
     @ivar local_port: the bound port number.
     @ivar connected_to: the address the socket is connected to, or C{None}.
@@ -146,6 +148,8 @@ class RtpEndpoint:
             returning a Deferred or C{None} (see L{close}).
         """
         self.socket = sock
+        self.recvfrom = (_host_port_recvfrom(sock) if sock.family == socket.AF_INET6
+                         else sock.recvfrom)
         self.protocol = protocol
         self.local_port = local_port
         self._stop = stop
@@ -223,8 +227,7 @@ class RtpEndpoint:
 
         @return: the number of datagrams read.
         """
-        recvfrom = self.socket.recvfrom
-        trim = self.socket.family == socket.AF_INET6
+        recvfrom = self.recvfrom
         protocol = self.protocol
         count = 0
         while count < limit:
@@ -233,8 +236,6 @@ class RtpEndpoint:
             except OSError:
                 break
             count += 1
-            if trim:
-                addr = addr[:2]
             try:
                 protocol.receiver(data, addr)
             except Exception:
@@ -321,18 +322,16 @@ class RtpSocketSet:
         except OSError as e:
             sock.close()
             raise CannotListenError(interface, port, e)
-        if family == socket.AF_INET6:
-            recvfrom = _host_port_recvfrom(sock)
-        else:
-            recvfrom = sock.recvfrom
         protocol = RtpProtocol(receiver, self.receive_buffer)
         fd = sock.fileno()
+        endpoint = RtpEndpoint(sock, protocol, sock.getsockname()[1],
+                               lambda: self._close(fd, sock))
         self._epoll.register(fd, select.EPOLLIN)
-        self._entries[fd] = (recvfrom, protocol)
+        self._entries[fd] = (endpoint.recvfrom, protocol)
         if not self._reading:
             self._reading = True
             self.reactor.addReader(self)
-        return RtpEndpoint(sock, protocol, sock.getsockname()[1], lambda: self._close(fd, sock))
+        return endpoint
 
     def _close(self, fd, sock):
         """
