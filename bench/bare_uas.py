@@ -9,6 +9,14 @@ dialog forgotten, anything else -> 200.  No transaction layer, no timers, no
 retransmission of its own, no validation beyond what answering needs, no media, no
 logging: what a full stack adds on top of this is what the ratio measures.
 
+With ``--echo`` it is also the bare-bones echo the media benchmark compares the echo
+app with (the CPython floor of carrying RTP): each new INVITE gets an RTP port of its
+own (``reactor.listenUDP`` on an ephemeral port, the receive buffer the server's RTP
+sockets have) offered in the SDP answer, every datagram that port receives is written
+straight back to its sender, and the BYE closes the port.  No jitter buffer, no media
+clock, no codec, no RTCP of its own: the echo leaves when the packet came, so its send
+intervals are the sender's.
+
 A reference for the benchmark only; nothing in ``rvoip_twisted`` uses it (its "parser"
 is deliberately not one: it would answer garbage with garbage).
 """
@@ -28,9 +36,22 @@ SDP = (
     b"s=-\r\n"
     b"c=IN IP4 127.0.0.1\r\n"
     b"t=0 0\r\n"
-    b"m=audio 9 RTP/AVP 0\r\n"
+    b"m=audio %d RTP/AVP 0\r\n"
     b"a=rtpmap:0 PCMU/8000\r\n"
 )
+#: the receive buffer of an echo port: what the server gives its RTP sockets
+ECHO_RECEIVE_BUFFER = 128 * 1024
+
+
+class Reflector(DatagramProtocol):
+    """An echo port: every datagram goes straight back to where it came from."""
+
+    def startProtocol(self):
+        self.transport.getHandle().setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, ECHO_RECEIVE_BUFFER)
+
+    def datagramReceived(self, data, addr):
+        self.transport.write(data, addr)
 
 # full and compact names of the headers a response copies
 _NAMES = {
@@ -41,9 +62,12 @@ _NAMES = {
 
 
 class BareUAS(DatagramProtocol):
-    def __init__(self):
-        self.dialogs = {}   # Call-ID -> [to_tag, confirmed]
+    def __init__(self, echo=False, interface="127.0.0.1"):
+        self.dialogs = {}   # Call-ID -> [to_tag, confirmed, SDP answer, echo port or None]
         self.next_tag = 0
+        self.echo = echo
+        self.interface = interface
+        self.static_sdp = SDP % (9,)
 
     def startProtocol(self):
         sock = self.transport.getHandle()
@@ -81,11 +105,18 @@ class BareUAS(DatagramProtocol):
             dialog = self.dialogs.get(call_id)
             if dialog is None:
                 self.next_tag += 1
-                dialog = self.dialogs[call_id] = [b"%x" % self.next_tag, False]
+                if self.echo:
+                    port = reactor.listenUDP(0, Reflector(), interface=self.interface)
+                    dialog = [b"%x" % self.next_tag, False, SDP % (port.getHost().port,), port]
+                else:
+                    dialog = [b"%x" % self.next_tag, False, self.static_sdp, None]
+                self.dialogs[call_id] = dialog
             to += b";tag=" + dialog[0]
-            body = SDP
+            body = dialog[2]
         elif method == b"BYE":
-            self.dialogs.pop(call_id, None)
+            dialog = self.dialogs.pop(call_id, None)
+            if dialog is not None and dialog[3] is not None:
+                dialog[3].stopListening()
         out = [b"SIP/2.0 200 OK"]
         out.extend(b"Via: " + v for v in vias)
         out.append(b"From: " + found.get(b"From", b""))
@@ -103,9 +134,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.bare_uas", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--interface", default="127.0.0.1")
+    parser.add_argument("--echo", action="store_true",
+                        help="give each call an RTP port that sends every packet back")
     args = parser.parse_args(argv)
-    reactor.listenUDP(args.port, BareUAS(), interface=args.interface)
-    print(f"bare UAS on {args.interface}:{args.port}, pid {os.getpid()}", flush=True)
+    reactor.listenUDP(args.port, BareUAS(args.echo, args.interface), interface=args.interface)
+    print(f"bare UAS{' with echo' if args.echo else ''} on {args.interface}:{args.port}, "
+          f"pid {os.getpid()}", flush=True)
     reactor.run()
 
 
