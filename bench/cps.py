@@ -22,13 +22,13 @@ import io
 import pstats
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from .common import (
-    HOST, REPO_ROOT, BenchServer, CpuMeter, child_options, log, percentile, pin, rnd, runner, table,
+    HOST, BenchServer, CpuMeter, child_options, log, percentile, pin, rnd, runner, table,
 )
+from .references import BareTwistedUas, SippUas
 
 FULL_STEPS = (100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000,
               20000)
@@ -172,69 +172,6 @@ def _collect(workdir: Path, rate: int, calls: int, returncode, timed_out: bool,
         "clean": not reasons,
         "why_not_clean": "; ".join(reasons) or None,
     }
-
-
-class _ReferenceUas:
-    """A reference UAS on 127.0.0.1, pinned like the server; ``command()`` builds it."""
-
-    name = "uas"
-
-    def __init__(self, workdir: Path, cpu: int | None):
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.port = runner.free_port(tcp=False)
-        self.cpu = cpu
-        self.proc = None
-        self._out = None
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def start(self):
-        cmd = pin(self.cpu) + self.command()
-        self._out = open(self.workdir / f"{self.name}.out", "wb")
-        # the repository as cwd: ``python -m bench.bare_uas`` finds its package
-        self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=self._out,
-                                     **child_options())
-        if not runner.wait_udp_bound(self.port, self.proc, 10):
-            self.stop()
-            raise RuntimeError(f"{self.name} did not bind its port:\n"
-                               + runner.read_text(self.workdir / f"{self.name}.out")[-2000:])
-        return self
-
-    def stop(self) -> None:
-        runner.stop_process(self.proc, timeout=5)
-        if self._out is not None:
-            self._out.close()
-            self._out = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-
-class SippUas(_ReferenceUas):
-    """SIPp's built-in UAS (the ceiling of the box)."""
-
-    name = "sipp-uas"
-
-    def command(self) -> list[str]:
-        return [runner.require_tool("sipp"), "-sn", "uas", "-i", HOST, "-p", str(self.port),
-                "-mp", str(runner.free_udp_block(4)),
-                "-buff_size", "4194304", "-nostdin", "-timeout", "3600s"]
-
-
-class BareTwistedUas(_ReferenceUas):
-    """``bench/bare_uas.py``: the bare-bones Twisted UAS (the CPython ceiling)."""
-
-    name = "bare-twisted-uas"
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "bench.bare_uas", "--port", str(self.port),
-                "--interface", HOST]
 
 
 def _step_rows(steps):

@@ -13,6 +13,11 @@ no packet was lost either way, and every port was released.  The highest N that
 passes is the figure.  Stepping goes on past a step that only missed the p99 target
 by a little, stops at a hard failure (see ``_hard_failure``; ``--keep-going`` runs them
 all), then bisects twice between the highest N that passed and the next failure.
+
+Then the same load, at the same N, against two reference echoes (``--no-ceiling`` skips
+them): the bare-bones Twisted echo (``bench/bare_uas.py --echo``, the CPython floor) and
+SIPp's UAS with ``-rtp_echo`` (``reference_step``; bench/README.md says what they are and
+what "carried" means for them).
 """
 
 from __future__ import annotations
@@ -26,8 +31,10 @@ import time
 from pathlib import Path
 
 from .common import (
-    HOST, REPO_ROOT, BenchServer, CpuMeter, child_options, log, pin, rnd, runner, table,
+    HOST, REPO_ROOT, BenchServer, CpuMeter, child_options, log, pin, proc_rss_kb, rnd, runner,
+    table,
 )
+from .references import BareTwistedUas, SippUas
 
 FULL_STEPS = (100, 250, 500, 750, 1000, 1250, 1500, 2000)
 SMOKE_STEPS = (20,)
@@ -41,79 +48,94 @@ def _reader(stream, q):
     q.put(None)
 
 
+def _drive(workdir: Path, port: int, pid: int, n: int, measure: float, warmup: float,
+           step: dict, on_start=None, on_end=None) -> None:
+    """Run ``bench/loadgen.py`` (pinned to the other CPU) against the UAS on ``port``:
+    ``n`` calls, ``warmup`` then ``measure`` seconds of media; the CPU of process
+    ``pid`` over the measured window, and what the load generator found, go into
+    ``step``.  ``on_start()`` / ``on_end(wall0)`` run when the window opens / closes."""
+    out_path = workdir / "loadgen.json"
+    cmd = pin(1) + [sys.executable, "-m", "bench.loadgen", "--sip", f"{HOST}:{port}",
+                    "--calls", str(n), "--setup-rate", str(SETUP_RATE),
+                    "--warmup", str(warmup), "--measure", str(measure),
+                    "--out", str(out_path)]
+    budget = n / SETUP_RATE * 2 + warmup + measure + 60
+    lines: "queue.Queue[str | None]" = queue.Queue()
+    err = open(workdir / "loadgen.err", "wb")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=err, **child_options())
+    reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
+    reader.start()
+    meter = wall0 = None
+    deadline = time.monotonic() + budget
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"the load generator did not finish in {budget:.0f} s")
+            try:
+                line = lines.get(timeout=min(remaining, 1.0))
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            if line == "MEASURE-START":
+                meter = CpuMeter(pid).start()
+                wall0 = time.time()
+                if on_start is not None:
+                    on_start()
+            elif line == "MEASURE-END" and meter is not None:
+                step["server_cpu_pct"] = meter.stop()
+                step["server_runq_wait_pct"] = meter.wait_pct
+                step["machine_steal_pct"] = meter.steal_pct
+                if on_end is not None:
+                    on_end(wall0)
+            elif line.startswith("ESTABLISHED"):
+                log(f"media N={n}: {line.lower()}")
+        proc.wait(timeout=30)
+    finally:
+        runner.stop_process(proc, timeout=5)
+        err.close()
+    step["loadgen_returncode"] = proc.returncode
+    if out_path.exists():
+        step.update(json.loads(out_path.read_text()))
+    else:
+        step["error"] = "the load generator wrote no result:\n" + runner.read_text(
+            workdir / "loadgen.err")[-2000:]
+
+
 def media_step(workdir: Path, n: int, measure: float, warmup: float) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
-    out_path = workdir / "loadgen.json"
     step: dict = {"calls": n}
     with BenchServer(workdir / "server", cpu=0, rtp_ports=(10000, 40000)) as server:
         time.sleep(0.5)
         base = server.stats()
         step["rss_kb_idle"] = base.get("rss_kb")
-        cmd = pin(1) + [sys.executable, "-m", "bench.loadgen", "--sip", f"{HOST}:{server.port}",
-                        "--calls", str(n), "--setup-rate", str(SETUP_RATE),
-                        "--warmup", str(warmup), "--measure", str(measure),
-                        "--out", str(out_path)]
-        budget = n / SETUP_RATE * 2 + warmup + measure + 60
-        lines: "queue.Queue[str | None]" = queue.Queue()
-        err = open(workdir / "loadgen.err", "wb")
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=err, **child_options())
-        reader = threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True)
-        reader.start()
-        cpu0 = None
-        deadline = time.monotonic() + budget
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"the load generator did not finish in {budget:.0f} s")
-                try:
-                    line = lines.get(timeout=min(remaining, 1.0))
-                except queue.Empty:
-                    continue
-                if line is None:
-                    break
-                if line == "MEASURE-START":
-                    meter = CpuMeter(server.pid).start()
-                    cpu0 = True
-                    wall0 = time.time()
-                    try:
-                        server.control("reset-diagnostics", timeout=5)
-                    except (OSError, TimeoutError):
-                        pass
-                elif line == "MEASURE-END" and cpu0 is not None:
-                    step["server_cpu_pct"] = meter.stop()
-                    step["server_runq_wait_pct"] = meter.wait_pct
-                    step["machine_steal_pct"] = meter.steal_pct
-                    step["rss_kb_loaded"] = server.rss_kb()
-                    try:
-                        loaded = server.stats(timeout=5)
-                        step["media_sessions_loaded"] = loaded.get("media_sessions")
-                        step["clock_late_calls"] = loaded.get("clock_late_calls", 0) - base.get(
-                            "clock_late_calls", 0)
-                        step["server_gc"] = loaded.get("gc")
-                        step["server_jitter_buffers"] = loaded.get("jitter_buffers")
-                        step["server_clock_stalls_over_10ms"] = loaded.get(
-                            "clock_stalls_over_10ms")
-                        step["server_rtcp_rounds"] = [
-                            [round(t - wall0, 3), ms, n] for t, ms, n in loaded.get(
-                                "rtcp_rounds", [])]
-                        step["server_clock_stalls"] = [
-                            [round(t - wall0, 3), ms] for t, ms in loaded.get("clock_stalls", [])]
-                    except (OSError, TimeoutError):
-                        pass
-                elif line.startswith("ESTABLISHED"):
-                    log(f"media N={n}: {line.lower()}")
-            proc.wait(timeout=30)
-        finally:
-            runner.stop_process(proc, timeout=5)
-            err.close()
-        step["loadgen_returncode"] = proc.returncode
-        if out_path.exists():
-            step.update(json.loads(out_path.read_text()))
-        else:
-            step["error"] = "the load generator wrote no result:\n" + runner.read_text(
-                workdir / "loadgen.err")[-2000:]
+
+        def on_start():
+            try:
+                server.control("reset-diagnostics", timeout=5)
+            except (OSError, TimeoutError):
+                pass
+
+        def on_end(wall0):
+            step["rss_kb_loaded"] = server.rss_kb()
+            try:
+                loaded = server.stats(timeout=5)
+            except (OSError, TimeoutError):
+                return
+            step["media_sessions_loaded"] = loaded.get("media_sessions")
+            step["clock_late_calls"] = loaded.get("clock_late_calls", 0) - base.get(
+                "clock_late_calls", 0)
+            step["server_gc"] = loaded.get("gc")
+            step["server_jitter_buffers"] = loaded.get("jitter_buffers")
+            step["server_clock_stalls_over_10ms"] = loaded.get("clock_stalls_over_10ms")
+            step["server_rtcp_rounds"] = [
+                [round(t - wall0, 3), ms, k] for t, ms, k in loaded.get("rtcp_rounds", [])]
+            step["server_clock_stalls"] = [
+                [round(t - wall0, 3), ms] for t, ms in loaded.get("clock_stalls", [])]
+
+        _drive(workdir, server.port, server.pid, n, measure, warmup, step, on_start, on_end)
         drained, after, waited = server.wait_drained(
             10.0, keys=("media_sessions", "rtp_ports_in_use", "calls", "dialogs"))
         step["ports_released"] = drained
@@ -139,6 +161,100 @@ def media_step(workdir: Path, n: int, measure: float, warmup: float) -> dict:
     step["pass"] = not reasons
     step["why_not"] = "; ".join(reasons) or None
     return step
+
+
+def reference_step(workdir: Path, uas_class, n: int, measure: float, warmup: float) -> dict:
+    """The same load against a reference echo (``bench/references.py``, ``echo=True``).
+    It passes ("carried") when every call was set up, nothing was lost, the generator
+    kept up and the process has no more files open after the BYEs than before the calls
+    (its echo ports closed).  Its send intervals are reported but do not count: a
+    reference writes each packet back as it comes, so its intervals are the sender's."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    step: dict = {"calls": n}
+    with uas_class(workdir / "uas", cpu=0, echo=True) as uas:
+        time.sleep(0.5)
+        files_idle = uas.open_files()
+        step["rss_kb_idle"] = proc_rss_kb(uas.pid)
+
+        def on_end(wall0):
+            step["rss_kb_loaded"] = proc_rss_kb(uas.pid)
+
+        _drive(workdir, uas.port, uas.pid, n, measure, warmup, step, on_end=on_end)
+        files = uas.open_files()
+        deadline = time.monotonic() + 10.0
+        while (files is not None and files_idle is not None and files > files_idle
+               and time.monotonic() < deadline):
+            time.sleep(0.2)
+            files = uas.open_files()
+        step["files_open_after"] = (files - files_idle
+                                    if files is not None and files_idle is not None else None)
+    if step.get("rss_kb_loaded") and step.get("rss_kb_idle") and n:
+        step["rss_kb_per_call"] = rnd((step["rss_kb_loaded"] - step["rss_kb_idle"]) / n, 1)
+    reasons = []
+    if step.get("error"):
+        reasons.append("no result")
+    if step.get("established", 0) < n:
+        reasons.append(f"{n - step.get('established', 0)} calls not set up")
+    if step.get("packets_lost", 1):
+        reasons.append(f"{step.get('packets_lost')} lost")
+    if step.get("files_open_after") is None or step["files_open_after"] > 0:
+        reasons.append(f"{step.get('files_open_after')} files still open")
+    generator_bound = (step.get("generator_cpu_pct") or 0) > 90
+    if generator_bound:
+        reasons.append("generator saturated")
+    step["carried"] = not reasons
+    step["generator_bound"] = generator_bound
+    step["why_not"] = "; ".join(reasons) or None
+    return step
+
+
+REFERENCE_ECHOES = (
+    ("bare_echo", "bare-twisted-echo", "the bare-bones Twisted echo (bench/bare_uas.py --echo)",
+     BareTwistedUas),
+    ("sipp_echo", "sipp-uas-echo", "SIPp's UAS with -rtp_echo", SippUas),
+)
+
+
+def _references(workdir: Path, steps, measure: float, warmup: float, result: dict) -> None:
+    """Step each reference echo through ``steps`` until one is not carried."""
+    for key, label, _title, uas_class in REFERENCE_ECHOES:
+        ref: dict = {"steps": []}
+        result[key] = ref
+        try:
+            for n in steps:
+                log(f"media: {label}, N={n}")
+                step = reference_step(workdir / label / f"n{n}", uas_class, n, measure, warmup)
+                log(f"media: {label} N={n} -> cpu {step.get('server_cpu_pct')} %, "
+                    f"err p99 {step.get('err_ms_p99')} ms, lost {step.get('packets_lost')}"
+                    + ("" if step["carried"] else f"  NOT CARRIED: {step['why_not']}"))
+                ref["steps"].append(step)
+                if not step["carried"]:
+                    break
+        except Exception as e:      # the server's figures stay valid without a reference
+            log(f"media: {label} failed: {e!r}")
+            ref["error"] = repr(e)
+        carried = [s["calls"] for s in ref["steps"] if s["carried"]]
+        ref["max_calls_carried"] = max(carried) if carried else 0
+        last = ref["steps"][-1] if ref["steps"] else None
+        # every step carried, or the first one not carried failed only on the generator:
+        # the reference can carry more than this load generator drives
+        ref["limited_by_generator"] = bool(last and (last["carried"] or (
+            last["generator_bound"] and last["why_not"] == "generator saturated")))
+        best = result["max_calls_within_target"]
+        if best and ref["max_calls_carried"]:
+            result[f"ratio_vs_{key}"] = round(best / ref["max_calls_carried"], 3)
+        # the CPU each costs at the largest N both carried without loss
+        mine = {s["calls"]: s for s in result["steps"]
+                if s.get("established") == s["calls"] and s.get("packets_lost") == 0}
+        common = [s for s in ref["steps"] if s["carried"] and s["calls"] in mine]
+        if common:
+            at = max(common, key=lambda s: s["calls"])
+            ours = mine[at["calls"]].get("server_cpu_pct")
+            theirs = at.get("server_cpu_pct")
+            if ours and theirs:
+                result[f"cpu_vs_{key}"] = {"calls": at["calls"], "server_cpu_pct": ours,
+                                           "reference_cpu_pct": theirs,
+                                           "ratio": round(ours / theirs, 2)}
 
 
 def _hard_failure(step: dict) -> bool:
@@ -199,6 +315,9 @@ def run(cfg) -> dict:
     result["max_calls_within_target"] = max(passed) if passed else 0
     result["all_ports_released"] = all(s.get("ports_released") for s in result["steps"])
     result["meets_targets"] = result["max_calls_within_target"] >= TARGETS["concurrent_calls"]
+    if getattr(cfg, "ceiling", True):
+        # the references at the N asked for (not the bisection's), from the smallest
+        _references(workdir, sorted(set(steps)), measure, warmup, result)
     return result
 
 
@@ -230,4 +349,43 @@ def report(result: dict) -> str:
            f"{result['max_calls_within_target']:,}   target >= {t['concurrent_calls']:,}\n"
            f"RTP ports and media sessions back to 0 after every step: "
            f"{'yes' if result['all_ports_released'] else 'NO'}"]
+    out.extend(_report_references(result))
     return "\n".join(out)
+
+
+def _report_references(result: dict) -> list[str]:
+    refs = [(key, title, result[key]) for key, _label, title, _cls in REFERENCE_ECHOES
+            if key in result]
+    if not refs:
+        return []
+    headers = ["reference", "N", "up", "srvCPU%", "steal%", "pps out", "err p99", "lost",
+               "RSS/call KB", "files left", "gen CPU%", "carried"]
+    rows = []
+    for key, title, ref in refs:
+        for s in ref["steps"]:
+            rows.append([key, s["calls"], s.get("established"), s.get("server_cpu_pct"),
+                         s.get("machine_steal_pct"), s.get("pps_out_of_server"),
+                         s.get("err_ms_p99"), s.get("packets_lost"), s.get("rss_kb_per_call"),
+                         s.get("files_open_after"), s.get("generator_cpu_pct"),
+                         "yes" if s["carried"] else "no: " + (s["why_not"] or "")])
+    out = ["", table(headers, rows,
+                     "References, same load, same run: the echo written straight back as each "
+                     "packet comes (no jitter buffer, no media clock), so their send intervals "
+                     "are the load generator's and only loss counts; carried = every call up, "
+                     "nothing lost, every echo port closed after the BYEs")]
+    for key, title, ref in refs:
+        if ref.get("error"):
+            out.append(f"{title}: not measured ({ref['error']})")
+            continue
+        line = (f"{title}: carried up to N = {ref['max_calls_carried']:,}"
+                + (" (as far as this load generator goes)" if ref["limited_by_generator"] else ""))
+        ratio = result.get(f"ratio_vs_{key}")
+        if ratio is not None:
+            line += (f"; ratio rvoip/{key} {'<= ' if ref['limited_by_generator'] else ''}"
+                     f"{ratio:g}")
+        cpu = result.get(f"cpu_vs_{key}")
+        if cpu:
+            line += (f"; at N = {cpu['calls']:,} rvoip used {cpu['server_cpu_pct']:g} % of a CPU "
+                     f"against {cpu['reference_cpu_pct']:g} % ({cpu['ratio']:g} x)")
+        out.append(line)
+    return out

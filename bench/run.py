@@ -52,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
                    help="server T1 (default 0.5, the server's; smoke 0.05 so the tables "
                         "drain within 64*T1 quickly)")
     g.add_argument("--no-ceiling", dest="ceiling", action="store_false",
-                   help="skip the reference runs (SIPp's UAS, the bare-bones Twisted UAS)")
+                   help="skip the reference runs (SIPp's UAS, the bare-bones Twisted UAS; "
+                        "for media their echoes)")
     g.add_argument("--no-profile", dest="profile", action="store_false",
                    help="skip the cProfile run of the server under CPS load")
     g.add_argument("--profile-rate", type=int, default=None,
