@@ -99,9 +99,9 @@ def test_bench_smoke(tmp_path):
         rstep = ref["steps"][0]
         assert rstep["established"] == rstep["calls"] == mstep["calls"], rstep
         assert rstep["echo_expected"] > 0 and rstep["echo_missing"] == 0, rstep
-        assert rstep["files_open_after"] == 0, rstep      # the echo ports were closed
+        assert rstep["files_open_after"] == 0 and rstep["ports_released"], rstep
+        assert rstep["intervals"] > 0 and rstep["err_ms_p99"] is not None, rstep
         assert rstep["server_cpu_pct"] and rstep["server_cpu_pct"] > 0, rstep
-        assert ref["max_calls_carried"] == mstep["calls"], ref
         assert media[f"cpu_vs_{key}"]["ratio"] > 0, media
 
     micro = _load(results, "micro")
