@@ -167,6 +167,36 @@ class JitterBufferTests(SynchronousTestCase):
         self.assertEqual(run([4, 3, 2, 1]), ([1, 2, 3, 4, 5, 6, 7, 8], 0))
         self.assertEqual(run([1, 1, 1, 1]), ([1, 2, 3, 6, 7, 8, 9, 10], 2))
 
+    def test_playout_starts_from_the_earliest_arrival_implied(self):
+        """
+        A talkspurt whose first three packets were read together, late (the
+        reader was busy), starts its playout from when the packets after
+        them imply the first one came, not from when it was read: it plays
+        from the first packet at the target depth and skips nothing.
+        (Started from the late read, it would run two frames deeper than the
+        target for the rest of the call, and skip at once.)
+        """
+        late_read = [(1, 0.045), (2, 0.045), (3, 0.045)]
+        on_time = [(seq, (seq - 1) * 0.02) for seq in range(4, 14)]
+        buffer = JitterBuffer(depth=0.06, slack=2)
+        out = simulate(buffer, late_read + on_time, 0.01, 14)
+        played = [frame for frame in out if frame is not None]
+        self.assertEqual(played, list(range(1, 12)))
+        self.assertEqual(out[:3], [None, None, None])         # 0.01, 0.03, 0.05: waiting
+        self.assertEqual(buffer.skipped, 0)
+        self.assertEqual(len(buffer), 2)                      # 12 and 13: the target
+
+    def test_playout_start_ignores_reordered_packets(self):
+        """
+        A packet older than the first one does not move the start: only
+        what packets after the first imply does.
+        """
+        buffer = JitterBuffer(depth=0.06)
+        buffer.push(5, 5, 1.00)
+        buffer.push(4, 4, 1.01)     # reordered: implies 1.03, later than 1.00
+        self.assertIsNone(buffer.pop(1.05))
+        self.assertEqual(buffer.pop(1.06), 4)
+
     def test_refill_before_underrun(self):
         """
         An empty buffer that is playing asks C{refill} for packets that

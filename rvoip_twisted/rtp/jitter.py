@@ -4,8 +4,12 @@ A jitter buffer for constant-packetization audio (G.711 and the like).
 Policy: B{fixed target depth}, not adaptive.  Playout of a talkspurt starts
 once its first packet has waited C{depth} seconds (measured with the arrival
 times passed in, so no clock is read); from then on the media clock pulls
-one packet per frame with L{JitterBuffer.pop}.  Ordering is by (extended)
-sequence number:
+one packet per frame with L{JitterBuffer.pop}.  The first packet's arrival
+is the earliest any packet of the talkspurt implies (its arrival less a
+frame per sequence number after the first): a first packet read late, or
+delayed more than those after it, then does not leave the whole call a
+frame or two deeper than the target, nearer to skipping.  Ordering is by
+(extended) sequence number:
 
   - reordered packets are put back in order;
   - duplicates, and packets arriving after their turn was played or
@@ -101,6 +105,7 @@ class JitterBuffer:
         self._ref = None  # extended sequence number of the newest packet
         self._next = None  # extended sequence number to play next
         self._first_arrival = None
+        self._first_ext = None  # the packet _first_arrival was first taken from
         self._playing = False
         self._stall = 0
         self._played = array("q", [-1]) * _PLAYED  # ext seq of the frames played, by ext % _PLAYED
@@ -146,8 +151,16 @@ class JitterBuffer:
         self.accepted += 1
         if ref is None or ext > ref:
             self._ref = ext
-        if self._first_arrival is None:
-            self._first_arrival = arrival
+        if not self._playing:
+            first = self._first_arrival
+            if first is None:
+                self._first_arrival = arrival
+                self._first_ext = ext
+            else:
+                # when the first packet would have come, by this one
+                implied = arrival - (ext - self._first_ext) * self.frame_duration
+                if implied < first:
+                    self._first_arrival = implied
         if len(packets) > self.max_packets:
             self._drop_oldest()
         return ACCEPTED
