@@ -186,6 +186,40 @@ class JitterBufferTests(SynchronousTestCase):
         self.assertEqual(buffer.skipped, 0)
         self.assertEqual(len(buffer), 2)                      # 12 and 13: the target
 
+    def test_playout_start_by_rtp_timestamps(self):
+        """
+        Given RTP timestamps and the clock rate, when the first packet
+        should have come is told by media time, whatever the sender's
+        packet length: 10 ms packets into 20 ms frames still wait the full
+        depth.  (Counted a frame per sequence number, each would seem to
+        have come 10 ms early, and playout would start at once.)  A large
+        slack: past the start the buffer counts packets as frames, which this
+        sender's are not (see the module docstring); only the start is
+        looked at here.
+        """
+        def first_pop(clock_rate):
+            buffer = JitterBuffer(depth=0.06, frame_duration=0.02, slack=10)
+            buffer.clock_rate = clock_rate
+            for k in range(6):      # 10 ms packets, 80 samples at 8 kHz
+                buffer.push(k + 1, k + 1, k * 0.01, (4294967000 + 80 * k) & 0xFFFFFFFF)
+            return buffer.pop(0.055), buffer.pop(0.06)
+
+        self.assertEqual(first_pop(8000), (None, 1))        # (the timestamps wrap, too)
+        self.assertEqual(first_pop(None), (1, 2))           # the fallback
+
+    def test_late_first_read_by_rtp_timestamps(self):
+        """
+        The first three packets read together, late, with timestamps: the
+        start is where their media time puts it, as with sequence numbers.
+        """
+        buffer = JitterBuffer(depth=0.06, frame_duration=0.02)
+        buffer.clock_rate = 8000
+        for seq in (1, 2, 3):
+            buffer.push(seq, seq, 0.045, 160 * seq)
+        buffer.push(4, 4, 0.06, 640)
+        self.assertEqual(buffer.pop(0.06), 1)
+        self.assertEqual(len(buffer), 3)
+
     def test_playout_start_ignores_reordered_packets(self):
         """
         A packet older than the first one does not move the start: only

@@ -678,6 +678,27 @@ class ReceiveTests(ManagerTestCase):
         self.assertEqual(quality["packets_received"], 6)
         self.assertAlmostEqual(quality["loss_pct"], 100 / 6.0, places=1)
 
+    def test_playout_start_by_media_time(self):
+        """
+        A caller sending 10 ms packets (80 samples each) to our 20 ms frames:
+        playout waits the jitter buffer's full depth (60 ms of audio, by the
+        RTP timestamps), not six packets' worth of 20 ms frames, which would
+        have it start after the second packet.
+        """
+        session, _ = self.answered(self.manager())
+        sink = BufferSink()
+        session.record(sink)
+        for k in range(6):      # at 0, 10, ... 50 ms
+            self.reactor.deliver(
+                session.local_port, rtp_from_peer(k + 1, b"\x00" * 80, ts=1000 + 80 * k), PEER)
+            self.advance(0.01)
+        self.assertEqual(sink.frames, [])
+        for k in range(6, 12):
+            self.reactor.deliver(
+                session.local_port, rtp_from_peer(k + 1, b"\x00" * 80, ts=1000 + 80 * k), PEER)
+            self.advance(0.01)
+        self.assertTrue(sink.frames)
+
     def test_echo_passthrough(self):
         """
         In echo mode received PCMU payloads go back byte for byte under our

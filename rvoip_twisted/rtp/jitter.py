@@ -5,8 +5,9 @@ Policy: B{fixed target depth}, not adaptive.  Playout of a talkspurt starts
 once its first packet has waited C{depth} seconds (measured with the arrival
 times passed in, so no clock is read); from then on the media clock pulls
 one packet per frame with L{JitterBuffer.pop}.  The first packet's arrival
-is the earliest any packet of the talkspurt implies (its arrival less a
-frame per sequence number after the first): a first packet read late, or
+is the earliest any packet of the talkspurt implies (its arrival less the
+media time since the first: RTP timestamps over C{clock_rate} when they are
+given, else a frame per sequence number): a first packet read late, or
 delayed more than those after it, then does not leave the whole call a
 frame or two deeper than the target, nearer to skipping.  Ordering is by
 (extended) sequence number:
@@ -29,7 +30,10 @@ frame or two deeper than the target, nearer to skipping.  Ordering is by
     frames due now are not a pile-up, and are played, not skipped.
 
 Payloads are opaque objects to the buffer (the media session stores
-C{(payload_type, payload)} tuples).
+C{(payload_type, payload)} tuples).  Past the start, the buffer counts
+packets as frames: C{depth + slack}, past which it skips, is that many
+packets, so a sender whose packets are shorter than C{frame_duration}
+(10 ms against 20 ms frames) is trimmed to a shorter delay than C{depth}.
 
 L{push} and L{pop} run once per packet per stream, for hundreds of streams
 whose state cannot all stay in the CPU cache: the sequence arithmetic is
@@ -77,7 +81,13 @@ class JitterBuffer:
     @ivar underruns: those of them answered with nothing buffered at all
         (the rest were holes: a later packet had arrived).
     @ivar skipped: packets dropped to bring the delay back to the target.
+    @ivar clock_rate: the RTP clock rate of the timestamps passed to
+        L{push} (C{None}: they are not used, and a packet's media time is
+        counted in frames by its sequence number, which is wrong when the
+        sender's packets are shorter than C{frame_duration}).
     """
+
+    clock_rate = None
 
     def __init__(self, depth=0.06, frame_duration=0.02, slack=2, max_stall=10, max_packets=64):
         if depth < 0 or frame_duration <= 0:
@@ -106,6 +116,7 @@ class JitterBuffer:
         self._next = None  # extended sequence number to play next
         self._first_arrival = None
         self._first_ext = None  # the packet _first_arrival was first taken from
+        self._first_ts = None  # and its RTP timestamp
         self._playing = False
         self._stall = 0
         self._played = array("q", [-1]) * _PLAYED  # ext seq of the frames played, by ext % _PLAYED
@@ -118,12 +129,15 @@ class JitterBuffer:
         """Whether a talkspurt is being played out."""
         return self._playing
 
-    def push(self, seq, payload, arrival):
+    def push(self, seq, payload, arrival, timestamp=None):
         """
         Offer one received packet.
 
         @param seq: its 16-bit RTP sequence number.
         @param arrival: its arrival time in seconds.
+        @param timestamp: its 32-bit RTP timestamp, or C{None}; used (with
+            C{clock_rate}) only to tell when a talkspurt's first packet
+            should have come.
         @return: L{ACCEPTED}, L{DUPLICATE} or L{LATE}.
         """
         ref = self._ref
@@ -156,9 +170,15 @@ class JitterBuffer:
             if first is None:
                 self._first_arrival = arrival
                 self._first_ext = ext
+                self._first_ts = timestamp
             else:
                 # when the first packet would have come, by this one
-                implied = arrival - (ext - self._first_ext) * self.frame_duration
+                first_ts = self._first_ts
+                if timestamp is not None and first_ts is not None and self.clock_rate:
+                    ticks = ((timestamp - first_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+                    implied = arrival - ticks / self.clock_rate
+                else:
+                    implied = arrival - (ext - self._first_ext) * self.frame_duration
                 if implied < first:
                     self._first_arrival = implied
         if len(packets) > self.max_packets:

@@ -248,6 +248,7 @@ class MediaSession:
         self._ptime = stream.ptime
         self._frame_samples = 8 * stream.ptime
         self._ts_inc = codec.timestamp_increment(stream.ptime)
+        self._jitter.clock_rate = stream.clock_rate
         self._silence = codec.silence_payload(self._frame_samples)
         self._frame_payload_len = (
             self._frame_samples * codec.bytes_per_sample if codec.bytes_per_sample else None
@@ -773,7 +774,7 @@ class MediaSession:
             if events and self.on_dtmf is not None:
                 self._deliver_dtmf(events)
         elif self._playout:
-            self._jitter.push(seq, (pt, payload), now)
+            self._jitter.push(seq, (pt, payload), now, ts)
 
     def _deliver_dtmf(self, events):
         for digit, duration in events:
