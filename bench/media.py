@@ -23,7 +23,9 @@ says what they are).
 from __future__ import annotations
 
 import json
+import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -104,19 +106,46 @@ def _drive(workdir: Path, port: int, pid: int, n: int, measure: float, warmup: f
             workdir / "loadgen.err")[-2000:]
 
 
-def media_step(workdir: Path, n: int, measure: float, warmup: float) -> dict:
+def _stall(pid: int, after: float, seconds: float, step: dict) -> None:
+    """``after`` seconds from now, stop process ``pid`` (SIGSTOP) for ``seconds``: what a
+    stall of the machine does to the server, on demand.  Recorded in ``step["stall"]``."""
+    start = time.time()
+    time.sleep(after)
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except OSError:
+        return
+    stopped = time.time()
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        step["stall"] = {"ms": round((time.time() - stopped) * 1000, 1),
+                         "at_s": round(stopped - start, 3)}
+
+
+def media_step(workdir: Path, n: int, measure: float, warmup: float,
+               stall_ms: float = 0) -> dict:
+    """``stall_ms``: stop the server for that long in the middle of the measured window."""
     workdir.mkdir(parents=True, exist_ok=True)
     step: dict = {"calls": n}
+    staller = None
     with BenchServer(workdir / "server", cpu=0, rtp_ports=(10000, 40000)) as server:
         time.sleep(0.5)
         base = server.stats()
         step["rss_kb_idle"] = base.get("rss_kb")
 
         def on_start():
+            nonlocal staller
             try:
                 server.control("reset-diagnostics", timeout=5)
             except (OSError, TimeoutError):
                 pass
+            if stall_ms > 0:
+                staller = threading.Thread(
+                    target=_stall, args=(server.pid, measure / 2, stall_ms / 1000.0, step),
+                    daemon=True)
+                staller.start()
 
         def on_end(wall0):
             step["rss_kb_loaded"] = server.rss_kb()
@@ -135,7 +164,11 @@ def media_step(workdir: Path, n: int, measure: float, warmup: float) -> dict:
             step["server_clock_stalls"] = [
                 [round(t - wall0, 3), ms] for t, ms in loaded.get("clock_stalls", [])]
 
-        _drive(workdir, server.port, server.pid, n, measure, warmup, step, on_start, on_end)
+        try:
+            _drive(workdir, server.port, server.pid, n, measure, warmup, step, on_start, on_end)
+        finally:
+            if staller is not None:
+                staller.join(measure + stall_ms / 1000.0)   # the server is never left stopped
         drained, after, waited = server.wait_drained(
             10.0, keys=("media_sessions", "rtp_ports_in_use", "calls", "dialogs"))
         step["ports_released"] = drained
@@ -274,15 +307,18 @@ def run(cfg) -> dict:
     workdir = Path(cfg.workdir) / "media"
     result = {"benchmark": "media", "smoke": smoke, "measure_seconds": measure,
               "warmup_seconds": warmup, "setup_rate": SETUP_RATE, "targets": TARGETS,
-              "steps": []}
+              "stall_ms": getattr(cfg, "stall_ms", 0) or 0, "steps": []}
 
     def one(n):
         log(f"media: N={n} concurrent echo calls, {measure:g} s measured")
-        step = media_step(workdir / f"n{n}", n, measure, warmup)
+        step = media_step(workdir / f"n{n}", n, measure, warmup,
+                          getattr(cfg, "stall_ms", 0) or 0)
         log(f"media: N={n} -> cpu {step.get('server_cpu_pct')} %, "
             f"err p50/p99/max {step.get('err_ms_p50')}/{step.get('err_ms_p99')}/"
             f"{step.get('err_ms_max')} ms, lost {step.get('packets_lost')}, "
             f"ports released {step.get('ports_released')}"
+            + (f", server stopped {step['stall']['ms']} ms at {step['stall']['at_s']} s"
+               if step.get("stall") else "")
             + ("" if step["pass"] else f"  FAIL: {step['why_not']}"))
         result["steps"].append(step)
         return step
@@ -345,6 +381,9 @@ def report(result: dict) -> str:
            f"{result['max_calls_within_target']:,}   target >= {t['concurrent_calls']:,}\n"
            f"RTP ports and media sessions back to 0 after every step: "
            f"{'yes' if result['all_ports_released'] else 'NO'}"]
+    if result.get("stall_ms"):
+        out.append(f"the server was stopped (SIGSTOP) for {result['stall_ms']:g} ms in the middle "
+                   "of each measured window (--stall-ms); the references were not")
     out.extend(_report_references(result))
     return "\n".join(out)
 

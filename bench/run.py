@@ -71,6 +71,10 @@ def parser() -> argparse.ArgumentParser:
                    help="measured seconds per media step (default 10; smoke 3)")
     g.add_argument("--keep-going", action="store_true",
                    help="media: run every step even after one fails the target")
+    g.add_argument("--stall-ms", type=float, default=0,
+                   help="media: stop the server (SIGSTOP) for this many ms in the middle of "
+                        "each measured window, to see what a stall of the machine costs "
+                        "(default 0: none)")
     g = p.add_argument_group("micro")
     g.add_argument("--repeat", type=int, default=None, help="best of N (default 7; smoke 3)")
     return p
@@ -92,6 +96,7 @@ class Config:
         self.calls = args.calls
         self.measure_seconds = args.measure_seconds
         self.keep_going = args.keep_going
+        self.stall_ms = args.stall_ms
         self.repeat = args.repeat
 
 

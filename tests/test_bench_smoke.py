@@ -22,13 +22,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.interop      # drives SIPp
 
 
-def _run_smoke(results: Path, timeout: float = 90.0) -> subprocess.CompletedProcess:
-    """The smoke run, bounded: past ``timeout`` it gets SIGTERM (the runner then stops
-    its server and SIPp) and, if it still runs, SIGKILL."""
+def _run_smoke(results: Path, timeout: float = 90.0,
+               args=("all",)) -> subprocess.CompletedProcess:
+    """The smoke run (``python -m bench ARGS --smoke``), bounded: past ``timeout`` it gets
+    SIGTERM (the runner then stops its server and SIPp) and, if it still runs, SIGKILL."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    cmd = [sys.executable, "-m", "bench", "all", "--smoke", "--results-dir", str(results)]
+    cmd = [sys.executable, "-m", "bench", *args, "--smoke", "--results-dir", str(results)]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -109,3 +110,22 @@ def test_bench_smoke(tmp_path):
     for key, case in micro["cases"].items():
         assert case["best_us"] > 0, (key, case)
     assert "Signalling CPS" in done.stdout and "Micro benchmarks" in done.stdout, report
+
+
+def test_bench_media_stall_smoke(tmp_path):
+    """
+    ``bench media --stall-ms``: the server is stopped for that long in the middle of the
+    measured window, then continued; the step records it, and every call still ends and
+    gives its ports back.
+    """
+    results = tmp_path / "results"
+    done = _run_smoke(results, 60.0, ("media", "--no-ceiling", "--stall-ms", "60"))
+    report = f"--- stdout ---\n{done.stdout[-4000:]}\n--- stderr ---\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, report
+    media = _load(results, "media")
+    assert media["stall_ms"] == 60, media
+    step = media["steps"][0]
+    assert step["stall"]["ms"] >= 60 and 0 < step["stall"]["at_s"] < media["measure_seconds"], step
+    assert step["established"] == step["calls"] > 0 and step["bye_ok"] == step["calls"], step
+    assert step["ports_released"] and step["rtp_ports_in_use_after"] == 0, step
+    assert "stopped (SIGSTOP) for 60 ms" in done.stdout, report
