@@ -453,6 +453,25 @@ class SendTests(ManagerTestCase):
         stamps = [p.timestamp for p, _ in packets]
         self.assertEqual([b - a for a, b in zip(stamps, stamps[1:])], [160] * (len(stamps) - 1))
 
+    def test_stopped_within_a_late_burst_sends_no_more(self):
+        """
+        A session stopped by its application during a late clock call (here
+        when its source ends, on the first of five frames due) sends none of
+        the frames still due: its port may already serve another call.
+        """
+        session, _ = self.answered(self.manager())
+        session.on_source_done = session.stop
+        session.play(SequenceSource(ToneSource(1000, duration=0.2)))
+        self.advance(0.04)
+        sent = len(rtp_sent(self.reactor, session.local_port))
+        self.assertFalse(session._stopped)
+        session.play(SequenceSource(ToneSource(1000, duration=0.02)))
+        self.reactor.advance(0.1)               # a stall: five frames due at once
+        self.assertTrue(session._stopped)
+        payloads = [p.payload for p, _ in rtp_sent(self.reactor, session.local_port)][sent:]
+        tone = ToneSource(1000)
+        self.assertEqual(payloads, [g711.ulaw_encode(tone.read(160))])
+
     def test_spread_across_slots(self):
         """
         Twenty streams spread over the ten 2 ms slots of the wheel.

@@ -526,6 +526,8 @@ class MediaSession:
             count = MAX_BURST
         for due in range(count, 0, -1):
             self._frame(now, due=due)
+            if self._stopped:   # the application ended the call on this frame
+                return
 
     def _echo_frame(self, now):
         """
