@@ -119,7 +119,10 @@ def _stall(pid: int, after: float, seconds: float, step: dict) -> None:
     try:
         time.sleep(seconds)
     finally:
-        os.kill(pid, signal.SIGCONT)
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except OSError:         # (it ended meanwhile)
+            pass
         step["stall"] = {"ms": round((time.time() - stopped) * 1000, 1),
                          "at_s": round(stopped - start, 3)}
 
@@ -175,15 +178,16 @@ def media_step(workdir: Path, n: int, measure: float, warmup: float,
         step["rtp_ports_in_use_after"] = after.get("rtp_ports_in_use")
         step["media_sessions_after"] = after.get("media_sessions")
         step["rtp_ports_pooled_after"] = after.get("rtp_ports_pooled")
-    if step.get("rss_kb_loaded") and step.get("rss_kb_idle") and n:
-        step["rss_kb_per_call"] = rnd((step["rss_kb_loaded"] - step["rss_kb_idle"]) / n, 1)
     return _judge(step)
 
 
 def _judge(step: dict) -> dict:
     """A step passes with every call set up, p99 within the target, nothing lost, the
-    ports released and the generator under 90 %; ``pass`` and ``why_not`` set."""
+    ports released and the generator under 90 %; ``pass`` and ``why_not`` set (and
+    ``rss_kb_per_call`` from the RSS idle and loaded)."""
     n = step["calls"]
+    if step.get("rss_kb_loaded") and step.get("rss_kb_idle") and n:
+        step["rss_kb_per_call"] = rnd((step["rss_kb_loaded"] - step["rss_kb_idle"]) / n, 1)
     reasons = []
     if step.get("error"):
         reasons.append("no result")
@@ -227,8 +231,6 @@ def reference_step(workdir: Path, uas_class, n: int, measure: float, warmup: flo
         step["files_open_after"] = (files - files_idle
                                     if files is not None and files_idle is not None else None)
         step["ports_released"] = step["files_open_after"] == 0
-    if step.get("rss_kb_loaded") and step.get("rss_kb_idle") and n:
-        step["rss_kb_per_call"] = rnd((step["rss_kb_loaded"] - step["rss_kb_idle"]) / n, 1)
     return _judge(step)
 
 
