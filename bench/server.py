@@ -137,9 +137,10 @@ def main(argv=None):
 
     def jitter_totals():
         """The jitter buffers' counters summed over the live media sessions (why an
-        echoed packet may be missing: late, skipped, concealed)."""
+        echoed packet may be missing: late, skipped, concealed; and how many frames were
+        played early to take a burst back to the target delay)."""
         totals = {"accepted": 0, "duplicates": 0, "late": 0, "concealed": 0, "underruns": 0,
-                  "skipped": 0}
+                  "skipped": 0, "accelerated": 0}
         for session in list(server.media.sessions.values()):
             jb = getattr(session, "_jitter", None)
             for key in totals:

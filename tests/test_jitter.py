@@ -125,15 +125,68 @@ class JitterBufferTests(SynchronousTestCase):
 
     def test_burst_skips_to_target(self):
         """
-        When far more than the target depth piles up, the oldest packets are
-        skipped so the delay returns to depth + slack frames.
+        When more than the target depth piles up and nothing may be played
+        early (C{accelerate=0}), the oldest packets are skipped so the delay
+        returns to depth + slack frames.
         """
-        buffer = JitterBuffer(depth=0.04, slack=1)  # target 2 frames, + 1
+        buffer = JitterBuffer(depth=0.04, slack=1, accelerate=0)  # target 2 frames, + 1
         for seq in range(1, 11):
             buffer.push(seq, seq, 0.0)
         self.assertEqual(buffer.pop(0.04), 8)
         self.assertEqual(buffer.skipped, 7)
+        self.assertEqual(buffer.ahead, 0)
         self.assertEqual(drain(buffer, 0.06, 3), [9, 10, MISSING])
+
+    def test_long_burst_skips_past_accelerate(self):
+        """
+        A pile-up of more than C{accelerate} frames over depth + slack: the
+        oldest frames past that are skipped, the rest are to be played
+        early (L{JitterBuffer.ahead}).
+        """
+        buffer = JitterBuffer(depth=0.04, slack=1, accelerate=4)  # target 2, + 1, + 4 early
+        for seq in range(1, 11):
+            buffer.push(seq, seq, 0.0)
+        self.assertEqual(buffer.pop(0.04), 4)
+        self.assertEqual(buffer.skipped, 3)
+        self.assertEqual(buffer.ahead, 4)
+
+    def test_burst_after_a_sender_stall_is_played_early(self):
+        """
+        A sender stalls for six frames, then sends its backlog at once.
+        The buffer underruns meanwhile (three frames concealed without
+        advancing), so the backlog leaves it two frames over depth + slack.
+        Those two are played early, one more in each of the next two ticks
+        (as the media session does), not skipped: every packet is played,
+        in order, and the delay is back within depth + slack.  (Skipped, as before
+        C{accelerate}, two of the caller's packets would be lost.)
+        """
+        buffer = JitterBuffer(depth=0.06, slack=2)  # target 3 frames, + 2
+        arrivals = [(seq, (seq - 1) * 0.02) for seq in range(1, 6)]         # on time
+        arrivals += [(seq, 0.22) for seq in range(6, 13)]                   # the backlog
+        arrivals += [(seq, (seq - 1) * 0.02) for seq in range(13, 20)]      # on time again
+        pending = sorted(arrivals, key=lambda item: item[1])
+        played = []
+        early = 0
+        for i in range(20):
+            now = 0.06 + i * 0.02
+            while pending and pending[0][1] <= now + 1e-9:
+                seq, arrival = pending.pop(0)
+                buffer.push(seq, seq, arrival)
+            played.append(buffer.pop(now))
+            if buffer.ahead:
+                buffer.played_early()
+                early += 1
+                played.append(buffer.pop(now))
+        self.assertEqual(early, 2)
+        self.assertEqual((buffer.skipped, buffer.accelerated), (0, 2))
+        self.assertEqual(played.count(MISSING), 3)
+        self.assertEqual([frame for frame in played if frame], list(range(1, 20)))
+        self.assertEqual(buffer.ahead, 0)
+        # the last packet (19, sent at 0.36) played at 0.44: 80 ms of delay,
+        # 60 ms before the stall; the three frames concealed added 60, the
+        # two played early took 40 back
+        self.assertEqual(played[-1], 19)
+        self.assertEqual(len(buffer), 0)
 
     def test_frames_due_after_a_late_clock_are_played(self):
         """
@@ -144,7 +197,8 @@ class JitterBufferTests(SynchronousTestCase):
         burst past depth + slack and the two oldest be dropped.)
         """
         def run(dues):
-            buffer = JitterBuffer(depth=0.06, slack=2)      # target 3 frames, + 2
+            # (nothing played early: the pile-up of separate pops is skipped)
+            buffer = JitterBuffer(depth=0.06, slack=2, accelerate=0)  # target 3 frames, + 2
             arrivals = {seq: (seq - 1) * 0.02 for seq in range(1, 13)}
             out = []
 

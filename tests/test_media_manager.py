@@ -765,6 +765,63 @@ class ReceiveTests(ManagerTestCase):
         self.assertEqual([(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:])],
                          [160] * (len(sent) - 1))
 
+    def test_echo_after_a_caller_stall_plays_the_backlog_early(self):
+        """
+        The caller stalls for six frames, then sends its backlog at once:
+        the buffer, which concealed three frames meanwhile, holds two over
+        its depth + slack.  Those two are echoed early, one more packet in
+        each of the next two ticks (the next timestamps), rather than
+        skipped: every payload the caller sent comes back, in order.
+        """
+        session, _ = self.answered(self.manager())
+        session.echo()
+        payloads = [bytes([i + 1]) * 160 for i in range(18)]
+        for i in range(6):
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
+            self.advance(0.02)
+        self.advance(0.12)          # the caller stalls
+        for i in range(6, 13):      # its backlog, at once
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
+        for i in range(13, 18):
+            self.advance(0.02)
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
+        self.advance(0.2)
+        sent = [p for p, _ in rtp_sent(self.reactor, session.local_port)]
+        echoed = [p.payload for p in sent if p.payload != b"\xff" * 160]
+        self.assertEqual(echoed, payloads)
+        jitter = session._jitter
+        self.assertEqual((jitter.skipped, jitter.accelerated), (0, 2))
+        stamps = [p.timestamp for p in sent]
+        self.assertEqual([(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:])],
+                         [160] * (len(sent) - 1))
+
+    def test_sink_gets_the_backlog_early(self):
+        """
+        Recording (no echo), the same backlog goes to the sink: the frames
+        played early are written in the tick, none is dropped.
+        """
+        session, _ = self.answered(self.manager())
+        sink = BufferSink()
+        session.record(sink)
+        for i in range(6):
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, b"\x00" * 160), PEER)
+            self.advance(0.02)
+        self.advance(0.12)
+        for i in range(6, 13):
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, b"\x00" * 160), PEER)
+        for i in range(13, 18):
+            self.advance(0.02)
+            self.reactor.deliver(session.local_port, rtp_from_peer(i, b"\x00" * 160), PEER)
+        self.advance(0.2)
+        jitter = session._jitter
+        self.assertEqual((jitter.skipped, jitter.accelerated), (0, 2))
+        silence = bytes(320)
+        heard = [frame for frame in sink.frames if frame != silence]
+        self.assertEqual(len(heard), 18)
+        # the stall concealed three frames, between the sixth and the seventh
+        self.assertEqual(sink.frames[6:9], [silence] * 3)
+        self.assertNotIn(silence, sink.frames[:6] + sink.frames[9:21])
+
     def test_echo_reads_waiting_packets_before_concealing(self):
         """
         When the reactor falls behind on reading (it runs the media clock

@@ -24,10 +24,16 @@ frame or two deeper than the target, nearer to skipping.  Ordering is by
     C{None}) and the next packet starts a new talkspurt with the full
     depth again;
   - if more than C{depth + slack} worth of packets pile up (a burst after a
-    stall), the oldest are skipped so the delay returns to the target;
+    stall), the frames over it are to be played early, not dropped: the
+    buffer says how many in L{ahead}, and a caller that can (the media
+    session) plays one frame more in each clock tick until none is left,
+    so that nothing the caller sent is lost and the delay comes back to
+    the target within as many ticks.  Only a pile-up of more than
+    C{accelerate} frames over C{depth + slack} (a long stall of the sender
+    or the network) is cut short: the oldest frames past that are skipped.
     C{max_packets} bounds memory in any case.  A caller that pops several
     frames at once because its own clock was late says so (C{due}): the
-    frames due now are not a pile-up, and are played, not skipped.
+    frames due now are not a pile-up.
 
 Payloads are opaque objects to the buffer (the media session stores
 C{(payload_type, payload)} tuples).  Past the start, the buffer counts
@@ -81,6 +87,10 @@ class JitterBuffer:
     @ivar underruns: those of them answered with nothing buffered at all
         (the rest were holes: a later packet had arrived).
     @ivar skipped: packets dropped to bring the delay back to the target.
+    @ivar ahead: after L{pop}, the frames buffered over C{depth + slack}
+        (at most C{accelerate}): the caller may play that many early.
+    @ivar accelerated: frames the caller played early (it counts them,
+        L{played_early}).
     @ivar clock_rate: the RTP clock rate of the timestamps passed to
         L{push} (C{None}: they are not used, and a packet's media time is
         counted in frames by its sequence number, which is wrong when the
@@ -89,7 +99,10 @@ class JitterBuffer:
 
     clock_rate = None
 
-    def __init__(self, depth=0.06, frame_duration=0.02, slack=2, max_stall=10, max_packets=64):
+    ahead = 0
+
+    def __init__(self, depth=0.06, frame_duration=0.02, slack=2, max_stall=10, max_packets=64,
+                 accelerate=4):
         if depth < 0 or frame_duration <= 0:
             raise ValueError("depth must be >= 0 and frame_duration > 0")
         self.depth = depth
@@ -99,12 +112,14 @@ class JitterBuffer:
         self._max_behind = self.target_frames + slack
         self.max_stall = max_stall
         self.max_packets = max_packets
+        self.accelerate = accelerate
         self.accepted = 0
         self.duplicates = 0
         self.late = 0
         self.concealed = 0
         self.underruns = 0
         self.skipped = 0
+        self.accelerated = 0
         self.reset()
 
     def reset(self):
@@ -119,6 +134,7 @@ class JitterBuffer:
         self._first_ts = None  # and its RTP timestamp
         self._playing = False
         self._stall = 0
+        self.ahead = 0
         self._played = array("q", [-1]) * _PLAYED  # ext seq of the frames played, by ext % _PLAYED
 
     def __len__(self):
@@ -185,6 +201,13 @@ class JitterBuffer:
             self._drop_oldest()
         return ACCEPTED
 
+    def played_early(self):
+        """
+        The caller played one frame early (for L{ahead}): the next L{pop}
+        is that frame.  Counted in L{accelerated}.
+        """
+        self.accelerated += 1
+
     def _drop_oldest(self):
         oldest = min(self._packets)
         del self._packets[oldest]
@@ -218,14 +241,20 @@ class JitterBuffer:
             self._next = min(packets)
         nxt = self._next
         if packets:
-            # too much buffered (a burst after a stall): skip to the target
+            # too much buffered (a burst after a stall): the caller plays up
+            # to `accelerate` frames early; the oldest beyond are skipped
             excess = self._ref - nxt + 2 - self._max_behind - due
-            while excess > 0:
-                if nxt in packets:
-                    del packets[nxt]
-                    self.skipped += 1
-                nxt += 1
-                excess -= 1
+            if excess > 0:
+                excess -= self.accelerate
+                while excess > 0:
+                    if nxt in packets:
+                        del packets[nxt]
+                        self.skipped += 1
+                    nxt += 1
+                    excess -= 1
+                self.ahead = excess + self.accelerate
+            elif self.ahead:
+                self.ahead = 0
             payload = packets.pop(nxt, MISSING)
             self._next = nxt + 1
             self._stall = 0
@@ -235,6 +264,7 @@ class JitterBuffer:
             self._played[nxt % _PLAYED] = nxt
             return payload
         # underrun: conceal without advancing
+        self.ahead = 0
         self._next = nxt
         self._stall += 1
         if self._stall > self.max_stall:

@@ -518,6 +518,8 @@ class MediaSession:
                 self._echo_frame(now)
             else:
                 self._frame(now)
+            if self._jitter.ahead and not self._stopped:
+                self._play_early(now)
             return
         if count > MAX_BURST:
             skipped = count - MAX_BURST
@@ -528,6 +530,33 @@ class MediaSession:
             self._frame(now, due=due)
             if self._stopped:   # the application ended the call on this frame
                 return
+        if self._jitter.ahead:
+            self._play_early(now)
+
+    def _play_early(self, now):
+        """
+        One received frame more in this tick: the jitter buffer holds more
+        than its depth + slack (a burst after the caller, the network or
+        this process stalled), and a frame played early each tick brings
+        the delay back without dropping any (L{JitterBuffer.ahead}).  For
+        the echo, the frame goes back now: one packet more in this tick,
+        with the next timestamp.  Otherwise it goes to the sink.  Not while
+        DTMF is being sent (its packets are timed by the ticks) or decoded
+        audio waits in the FIFO (the frame sizes differ): the buffer then
+        skips past C{accelerate} frames as it would.
+        """
+        if (not self._playout or self._fifo or self._dtmf_event is not None
+                or self._dtmf_queue or self._dtmf_gap > 0 or self._codec is None):
+            return
+        self._jitter.played_early()
+        if self._echo:
+            if self._sink is None and self._sending and self._send is not None \
+                    and not self._marker:
+                self._echo_frame(now)
+            else:
+                self._frame(now)
+        else:
+            self._playout_frame(now)
 
     def _echo_frame(self, now):
         """
