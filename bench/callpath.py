@@ -173,6 +173,59 @@ def run_calls(server, clock, proto, sock, first: int, count: int, rate: float) -
     return elapsed
 
 
+#: the parts of a call that ``--part`` runs alone (``python -m bench.instructions --parts``)
+PARTS = {
+    "parse_invite": "parse SIPp's INVITE with its SDP (parse_message)",
+    "parse_ack": "parse its ACK",
+    "parse_bye": "parse its BYE",
+    "sdp_answer": "answer its SDP offer: parse, negotiate, serialize (OfferAnswer, as a "
+                  "media session's first answer, without applying it)",
+    "responses": "build and serialize the two 200s (INVITE, with the SDP answer, Contact "
+                 "and Content-Type; BYE)",
+}
+
+
+def part_function(server, name):
+    """A no-argument callable doing one ``PARTS`` piece of a call, as the server does it."""
+    import random
+
+    from rvoip_twisted.sdp.negotiate import OfferAnswer
+    from rvoip_twisted.sip.parser import parse_message
+
+    invite = INVITE.format(n=7, length=len(SDP)).encode() + SDP
+    ack = ACK.format(n=7, to_tag=";tag=as7d9f8g").encode()
+    bye = BYE.format(n=7, to_tag=";tag=as7d9f8g").encode()
+    if name == "parse_invite":
+        return lambda: parse_message(invite)
+    if name == "parse_ack":
+        return lambda: parse_message(ack)
+    if name == "parse_bye":
+        return lambda: parse_message(bye)
+    media = server.media
+    rng = random.Random(7)
+
+    def sdp_answer():
+        oa = OfferAnswer(media.public_host, 50000, media.codec_preferences, ptime=media.ptime,
+                         rtcp_mux=True, random=rng)
+        return oa.answer(SDP)[0].serialize()
+
+    if name == "sdp_answer":
+        return sdp_answer
+    if name == "responses":
+        invite_msg = parse_message(invite)
+        bye_msg = parse_message(bye)
+        answer = sdp_answer()
+        headers = [("Contact", "<sip:%s:5060>" % media.public_host),
+                   ("Content-Type", "application/sdp")]
+
+        def responses():
+            invite_msg.response(200, to_tag="as7d9f8g", headers=headers, body=answer).to_bytes()
+            bye_msg.response(200).to_bytes()
+
+        return responses
+    raise SystemExit("unknown part %r (one of: %s)" % (name, ", ".join(PARTS)))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.callpath", description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=5000)
@@ -182,6 +235,8 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=None, metavar="N",
                         help="no timing: warm up, then run N calls with the GC off and stop "
                              "(for python -m bench.instructions)")
+    parser.add_argument("--part", choices=sorted(PARTS), default=None,
+                        help="with --count: run N times this piece of a call alone, not calls")
     args = parser.parse_args(argv)
     from rvoip_twisted import logs
     from rvoip_twisted.service.server import tune_gc
@@ -194,6 +249,14 @@ def main(argv=None):
                                      redirectStandardIO=False)
     server, clock, proto, sock = build()
     tune_gc()
+    if args.count is not None and args.part is not None:
+        fn = part_function(server, args.part)
+        for _ in range(300):
+            fn()
+        gc.disable()
+        for _ in range(args.count):
+            fn()
+        return
     if args.count is not None:
         # the same warm-up and drain whatever N is, so that the difference
         # between two counts is the cost of the extra calls alone
