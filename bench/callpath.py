@@ -219,8 +219,9 @@ def part_function(server, name):
                    ("Content-Type", "application/sdp")]
 
         def responses():
-            invite_msg.response(200, to_tag="as7d9f8g", headers=headers, body=answer).to_bytes()
-            bye_msg.response(200).to_bytes()
+            return (invite_msg.response(200, to_tag="as7d9f8g", headers=headers,
+                                        body=answer).to_bytes(),
+                    bye_msg.response(200).to_bytes())
 
         return responses
     raise SystemExit("unknown part %r (one of: %s)" % (name, ", ".join(PARTS)))
