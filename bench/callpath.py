@@ -236,6 +236,8 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=None, metavar="N",
                         help="no timing: warm up, then run N calls with the GC off and stop "
                              "(for python -m bench.instructions)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"],
+                        help="the server's --log-level (default info, as twistd runs it)")
     parser.add_argument("--part", choices=sorted(PARTS), default=None,
                         help="with --count: run N times this piece of a call alone, not calls")
     args = parser.parse_args(argv)
@@ -244,7 +246,7 @@ def main(argv=None):
 
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    logs.set_level("info")
+    logs.set_level(args.log_level)
     # as under twistd: every event formatted and written to a file
     globalLogBeginner.beginLoggingTo([textFileLogObserver(open("/dev/null", "w"))],
                                      redirectStandardIO=False)

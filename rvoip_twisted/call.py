@@ -10,12 +10,11 @@ SDP and audio.
 """
 
 import random
-import time
 
 from twisted.internet import defer
-from twisted.logger import Logger
 from zope.interface import implementer
 
+from .logs import Logger
 from .interfaces import ICall
 from .sip.auth import ClientAuth
 from .sip.dialog import Dialog, DialogError, new_branch

@@ -1,20 +1,75 @@
 """
-Log verbosity.  twistd's observer writes every level, so the one-line-per-
-SIP-message debug events are guarded by a flag checked before the event is
-built: with debug off, the per-message path pays one attribute read.
+Log verbosity (C{--log-level}: debug, info, warn or error).
+
+The server's loggers are L{Logger}s whose events pass a level filter
+before they reach Twisted's global log publisher (and twistd's file): an
+event below the level set with L{set_level} goes nowhere.  twistd's own
+observer writes every level, so without the filter C{--log-level warn}
+would still write a line per call.  Twisted's own lines (ports opened and
+closed, the reactor's start and stop) do not pass the filter; twistd
+writes them as it does for any application.
+
+The lines logged per SIP message (debug) or per call (info) are also
+guarded at their source by a flag (L{LEVEL}), checked before the event or
+its text is built: below their level, the per-message and per-call paths
+pay one attribute read.
 """
+
+from twisted.logger import (
+    FilteringLogObserver, LogLevel, PredicateResult, globalLogPublisher,
+)
+from twisted.logger import Logger as _TwistedLogger
+
+__all__ = ["LEVEL", "Logger", "set_level", "LineBatch"]
+
+#: the names C{--log-level} takes, and the least level each lets through.
+LEVELS = {"debug": LogLevel.debug, "info": LogLevel.info, "warn": LogLevel.warn,
+          "error": LogLevel.error}
+_PRIORITY = {LogLevel.debug: 0, LogLevel.info: 1, LogLevel.warn: 2, LogLevel.error: 3,
+             LogLevel.critical: 4}
 
 
 class _Level:
+    #: the per-message lines are on (C{--log-level debug})
     debug = False
+    #: the per-call lines are on (info or debug)
+    info = True
+    #: the least level logged
+    least = LogLevel.info
 
 
 LEVEL = _Level()
 
 
+def _at_level(event):
+    level = event.get("log_level")
+    if _PRIORITY.get(level, 4) >= _PRIORITY[LEVEL.least]:
+        return PredicateResult.maybe
+    return PredicateResult.no
+
+
+#: where the server's loggers send their events: the level filter, then
+#: Twisted's global publisher.
+observer = FilteringLogObserver(globalLogPublisher, [_at_level])
+
+
+def Logger(namespace=None, source=None):
+    """A Twisted C{Logger} whose events go through the server's level filter."""
+    return _TwistedLogger(namespace, source, observer=observer)
+
+
 def set_level(name):
-    """C{"debug"} turns the per-message lines on; anything else turns them off."""
+    """
+    Log C{name} (C{"debug"}, C{"info"}, C{"warn"} or C{"error"}) and above;
+    C{"debug"} also turns the per-message lines on.
+
+    @raise ValueError: another name.
+    """
+    if name not in LEVELS:
+        raise ValueError("log level is one of %s, not %r" % (", ".join(LEVELS), name))
+    LEVEL.least = LEVELS[name]
     LEVEL.debug = name == "debug"
+    LEVEL.info = name in ("debug", "info")
 
 
 class LineBatch:

@@ -25,7 +25,10 @@ class Options(usage.Options):
         ["overload-delay", None, "0.25",
          "Answer new calls 503 (Retry-After) while requests wait longer than this many "
          "seconds to be read: the server is overloaded (0: never)."],
-        ["log-level", None, "info", "debug logs one line per SIP message."],
+        ["log-level", None, "info",
+         "debug, info, warn or error: the least level of the server's log lines "
+         "(info: a line per call ended and per DTMF digit; debug adds one per SIP "
+         "message; warn: warnings and errors only)."],
         ["users", None, None,
          "Users file (user:password or user:HA1=hex a line): digest authentication "
          "(401 on REGISTER, 407 on INVITE); turns the registrar on."],

@@ -228,6 +228,36 @@ class UASTests(SynchronousTestCase):
         self.assertEqual(call_id, "x{y}z")
         self.assertEqual(quality["codec"], "PCMU")
 
+    def test_no_call_ended_line_at_warn(self):
+        """
+        With --log-level warn, no call ended line is logged, nor its
+        figures worked out (the per-call path pays a flag's read); the call
+        still ends and is counted.
+        """
+        from twisted.logger import globalLogPublisher
+
+        from rvoip_twisted.call import Call
+        from rvoip_twisted.logs import set_level
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        set_level("warn")
+        self.addCleanup(set_level, "info")
+        asked = []
+        real = Call.quality
+        self.patch(Call, "quality", lambda call: asked.append(call) or real(call))
+        h = Harness()
+        h.inject(invite(call_id="quiet"))
+        ok = h.sent()[0]
+        h.inject(ack(ok.to_tag, call_id="quiet"))
+        h.inject(invite(call_id="quiet", branch="z9hG4bK3", body=b"", cseq=2,
+                        to_tag=ok.to_tag, method="BYE"))
+        self.assertEqual(h.statuses(), [200])      # the BYE's
+        h.clock.advance(1.0)
+        self.assertEqual(h.sessions.completed_calls, 1)
+        self.assertEqual([e for e in events if "calls" in e], [])
+        self.assertEqual(asked, [])
+
     def test_call_ended_lines_batched(self):
         """
         The calls that end within a second share one event, a line each;

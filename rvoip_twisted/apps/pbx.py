@@ -37,9 +37,9 @@ SDP beyond the negotiated codec stay on their own leg, and the caller's
 Call-ID and tags are not the callee's.
 """
 
-from twisted.logger import Logger
 from zope.interface import implementer
 
+from ..logs import Logger
 from ..call import CallFailed
 from ..interfaces import ICallHandler
 from ..sip.errors import SIPParseError

@@ -20,7 +20,8 @@ no skip).
 """
 
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+
+from ..logs import Logger
 
 __all__ = ["MediaClock"]
 

@@ -9,8 +9,8 @@ INVITE transaction (RFC 3261 13.3.1.4, 13.2.2.4; RFC 6026):
 """
 
 from twisted.application import service
-from twisted.logger import Logger
 
+from ..logs import Logger
 from ..sip.transaction import TimerConfig
 from .timers import TimerQueue
 

@@ -19,8 +19,8 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
+from ..logs import Logger
 from ..media.codecs import REGISTRY
 from ..rtp.dtmf import DtmfParseError, DtmfReceiver, digit_to_event, dtmf_packets
 from ..rtp.jitter import MISSING, JitterBuffer

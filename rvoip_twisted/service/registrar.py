@@ -25,8 +25,8 @@ bindings is the application's job: see L{rvoip_twisted.apps.pbx}.
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
+from ..logs import Logger
 from ..registrar.registrar import RegistrarPolicy, aor_key, process_register
 from ..registrar.store import MemoryLocationStore
 from ..sip import auth

@@ -16,8 +16,8 @@ import random as _random
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.logger import Logger
 
+from ..logs import Logger
 from ..sip.auth import ClientAuth
 from ..sip.errors import SIPParseError
 from ..sip.ids import new_branch, new_call_id, new_tag

@@ -13,9 +13,9 @@ import gc
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.logger import Logger
 from twisted.python.usage import UsageError
 
+from ..logs import Logger
 from ..sip.transaction import TimerConfig
 from ..transport.sip import SIPTransport, listen_sip_tcp, listen_sip_udp
 from .dialogs import DialogManager

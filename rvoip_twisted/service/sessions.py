@@ -9,10 +9,9 @@ places outgoing calls.  It decides; the layers below do the mechanics.
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.logger import Logger
 
 from ..call import Call, CallFailed
-from ..logs import LEVEL, LineBatch
+from ..logs import LEVEL, LineBatch, Logger
 from ..sip.auth import carries_credentials
 from ..sip.dialog import new_call_id
 from ..sip.ids import new_tag
@@ -294,6 +293,8 @@ class SessionManager(service.Service):
     def _call_ended(self, call):
         self.calls.pop(call.call_id, None)
         self.completed_calls += 1
+        if not LEVEL.info:
+            return      # (--log-level warn or error: no line, nothing to work out)
         q = call.quality()
         # Formatted here in one step, and logged with the other calls that
         # ended within a second (one event: see LineBatch).

@@ -18,7 +18,8 @@ with the reactor's clock (so C{task.Clock} drives them in tests).
 import heapq
 import itertools
 
-from twisted.logger import Logger
+from ..logs import Logger
+
 
 __all__ = ["TimerQueue"]
 

@@ -53,8 +53,8 @@ the transport or the reactor.
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.logger import Logger
 
+from ..logs import Logger
 from ..sip.ids import BRANCH_MAGIC, new_tag
 from ..sip.message import Response
 from ..sip.transaction import (

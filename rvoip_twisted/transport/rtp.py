@@ -32,8 +32,9 @@ import sys
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorFDSet, IReadDescriptor
 from twisted.internet.protocol import DatagramProtocol
-from twisted.logger import Logger
 from zope.interface import implementer
+
+from ..logs import Logger
 
 __all__ = [
     "RtpProtocol",

@@ -19,10 +19,9 @@ import time
 from twisted.internet import main, protocol, tcp, udp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorFDSet
-from twisted.logger import Logger
 from twisted.python import log as _legacy_log
 
-from ..logs import LEVEL
+from ..logs import LEVEL, Logger
 from ..sip.address import Destination
 from ..sip.errors import SIPParseError
 from ..sip.headers import Via, split_list
