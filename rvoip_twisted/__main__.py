@@ -111,8 +111,7 @@ def run_call(reactor, opts):
                 _say("sent dtmf %s" % (opts["dtmf"],))
         ended = call.ended
         waited = task.deferLater(reactor, opts["duration"], lambda: None)
-        done = yield defer.DeferredList([ended, waited], fireOnOneCallback=True,
-                                        consumeErrors=True)
+        yield defer.DeferredList([ended, waited], fireOnOneCallback=True, consumeErrors=True)
         remote = call.state == "ended"
         if not remote:
             call.hangup()
