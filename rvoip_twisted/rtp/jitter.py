@@ -27,8 +27,8 @@ frame or two deeper than the target, nearer to skipping.  Ordering is by
     stall), the frames over it are to be played early, not dropped: the
     buffer says how many in L{ahead}, and a caller that can (the media
     session) plays one frame more in each clock tick until none is left,
-    so that nothing the caller sent is lost and the delay comes back to
-    the target within as many ticks.  Only a pile-up of more than
+    so that nothing the caller sent is lost and the delay is back within
+    C{depth + slack} after as many ticks.  Only a pile-up of more than
     C{accelerate} frames over C{depth + slack} (a long stall of the sender
     or the network) is cut short: the oldest frames past that are skipped.
     C{max_packets} bounds memory in any case.  A caller that pops several
