@@ -99,8 +99,6 @@ class JitterBuffer:
 
     clock_rate = None
 
-    ahead = 0
-
     def __init__(self, depth=0.06, frame_duration=0.02, slack=2, max_stall=10, max_packets=64,
                  accelerate=4):
         if depth < 0 or frame_duration <= 0:

@@ -540,21 +540,19 @@ class MediaSession:
         this process stalled), and a frame played early each tick brings
         the delay back without dropping any (L{JitterBuffer.ahead}).  For
         the echo, the frame goes back now: one packet more in this tick,
-        with the next timestamp.  Otherwise it goes to the sink.  Not while
-        DTMF is being sent (its packets are timed by the ticks) or decoded
-        audio waits in the FIFO (the frame sizes differ): the buffer then
-        skips past C{accelerate} frames as it would.
+        with the next timestamp (L{_frame}'s general path: this runs only
+        after a stall).  Otherwise it goes to the sink (L{_playout_frame}
+        alone: the source's frames keep the ticks' pace).  Not while DTMF is
+        being sent (its packets are timed by the ticks) or decoded audio
+        waits in the FIFO (the frame sizes differ): the buffer then skips
+        past C{accelerate} frames as it would.
         """
         if (not self._playout or self._fifo or self._dtmf_event is not None
                 or self._dtmf_queue or self._dtmf_gap > 0 or self._codec is None):
             return
         self._jitter.played_early()
         if self._echo:
-            if self._sink is None and self._sending and self._send is not None \
-                    and not self._marker:
-                self._echo_frame(now)
-            else:
-                self._frame(now)
+            self._frame(now)
         else:
             self._playout_frame(now)
 
