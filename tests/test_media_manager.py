@@ -765,6 +765,24 @@ class ReceiveTests(ManagerTestCase):
         self.assertEqual([(b - a) & 0xFFFFFFFF for a, b in zip(stamps, stamps[1:])],
                          [160] * (len(sent) - 1))
 
+    def deliver_with_caller_stall(self, session, payloads):
+        """
+        The caller's 18 packets: six on time, then it stalls for six
+        frames, then sends its backlog (seven) at once and the rest on
+        time; 200 ms more for the buffer to drain.
+        """
+        port = session.local_port
+        for i in range(6):
+            self.reactor.deliver(port, rtp_from_peer(i, payloads[i]), PEER)
+            self.advance(0.02)
+        self.advance(0.12)          # the caller stalls
+        for i in range(6, 13):      # its backlog, at once
+            self.reactor.deliver(port, rtp_from_peer(i, payloads[i]), PEER)
+        for i in range(13, 18):
+            self.advance(0.02)
+            self.reactor.deliver(port, rtp_from_peer(i, payloads[i]), PEER)
+        self.advance(0.2)
+
     def test_echo_after_a_caller_stall_plays_the_backlog_early(self):
         """
         The caller stalls for six frames, then sends its backlog at once:
@@ -776,16 +794,7 @@ class ReceiveTests(ManagerTestCase):
         session, _ = self.answered(self.manager())
         session.echo()
         payloads = [bytes([i + 1]) * 160 for i in range(18)]
-        for i in range(6):
-            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
-            self.advance(0.02)
-        self.advance(0.12)          # the caller stalls
-        for i in range(6, 13):      # its backlog, at once
-            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
-        for i in range(13, 18):
-            self.advance(0.02)
-            self.reactor.deliver(session.local_port, rtp_from_peer(i, payloads[i]), PEER)
-        self.advance(0.2)
+        self.deliver_with_caller_stall(session, payloads)
         sent = [p for p, _ in rtp_sent(self.reactor, session.local_port)]
         echoed = [p.payload for p in sent if p.payload != b"\xff" * 160]
         self.assertEqual(echoed, payloads)
@@ -803,16 +812,7 @@ class ReceiveTests(ManagerTestCase):
         session, _ = self.answered(self.manager())
         sink = BufferSink()
         session.record(sink)
-        for i in range(6):
-            self.reactor.deliver(session.local_port, rtp_from_peer(i, b"\x00" * 160), PEER)
-            self.advance(0.02)
-        self.advance(0.12)
-        for i in range(6, 13):
-            self.reactor.deliver(session.local_port, rtp_from_peer(i, b"\x00" * 160), PEER)
-        for i in range(13, 18):
-            self.advance(0.02)
-            self.reactor.deliver(session.local_port, rtp_from_peer(i, b"\x00" * 160), PEER)
-        self.advance(0.2)
+        self.deliver_with_caller_stall(session, [b"\x00" * 160] * 18)
         jitter = session._jitter
         self.assertEqual((jitter.skipped, jitter.accelerated), (0, 2))
         silence = bytes(320)

@@ -171,6 +171,15 @@ def ack(to_tag, call_id="c1", branch="z9hG4bK2", cseq=1, body=b""):
     return head.encode() + b"Content-Length: %d\n\n" % len(body) + body
 
 
+def whole_call(h, call_id, branch="z9hG4bK1", bye_branch="z9hG4bK3"):
+    """INVITE, ACK and BYE of one call through the harness."""
+    h.inject(invite(call_id=call_id, branch=branch))
+    ok = h.sent()[-1]
+    h.inject(ack(ok.to_tag, call_id=call_id))
+    h.inject(invite(call_id=call_id, branch=bye_branch, body=b"", cseq=2,
+                    to_tag=ok.to_tag, method="BYE"))
+
+
 class UASTests(SynchronousTestCase):
     def answered_call(self):
         h = Harness()
@@ -210,11 +219,7 @@ class UASTests(SynchronousTestCase):
         globalLogPublisher.addObserver(events.append)
         self.addCleanup(globalLogPublisher.removeObserver, events.append)
         h = Harness()
-        h.inject(invite(call_id="x{y}z"))
-        ok = h.sent()[0]
-        h.inject(ack(ok.to_tag, call_id="x{y}z"))
-        h.inject(invite(call_id="x{y}z", branch="z9hG4bK3", body=b"", cseq=2,
-                        to_tag=ok.to_tag, method="BYE"))
+        whole_call(h, "x{y}z")
         self.assertEqual([e for e in events if "calls" in e], [],
                          "logged before the batch is due")
         h.clock.advance(1.0)
@@ -247,11 +252,7 @@ class UASTests(SynchronousTestCase):
         real = Call.quality
         self.patch(Call, "quality", lambda call: asked.append(call) or real(call))
         h = Harness()
-        h.inject(invite(call_id="quiet"))
-        ok = h.sent()[0]
-        h.inject(ack(ok.to_tag, call_id="quiet"))
-        h.inject(invite(call_id="quiet", branch="z9hG4bK3", body=b"", cseq=2,
-                        to_tag=ok.to_tag, method="BYE"))
+        whole_call(h, "quiet")
         self.assertEqual(h.statuses(), [200])      # the BYE's
         h.clock.advance(1.0)
         self.assertEqual(h.sessions.completed_calls, 1)
@@ -271,13 +272,8 @@ class UASTests(SynchronousTestCase):
         h = Harness()
 
         def one_call(n):
-            call_id = "batch-%d" % n
             branch = "z9hG4bKb%d" % n
-            h.inject(invite(call_id=call_id, branch=branch))
-            ok = h.sent()[-1]
-            h.inject(ack(ok.to_tag, call_id=call_id))
-            h.inject(invite(call_id=call_id, branch=branch + "bye", body=b"", cseq=2,
-                            to_tag=ok.to_tag, method="BYE"))
+            whole_call(h, "batch-%d" % n, branch, branch + "bye")
 
         def batches():
             return [e for e in events if "calls" in e]
