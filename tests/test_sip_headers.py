@@ -3,6 +3,8 @@ Tests for L{rvoip_twisted.sip.headers}: header names, Via, name-addr,
 CSeq, parameters, lists, integers.
 """
 
+import re
+
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -458,3 +460,51 @@ class NameAddrFastPathTests(SynchronousTestCase):
         finally:
             hmod._NAME_ADDR_SIP_RE, hmod._NAME_ADDR_FAST_RE, hmod._SIP_URI_RE = saved
         self.assertEqual(fast, general, text)
+
+
+def _backtracking(pattern):
+    """A fast path's pattern with its possessive runs (C{++}, C{*+}, C{}+})
+    made ordinary greedy ones again: the reference the possessive version must
+    agree with."""
+    plain = re.sub(r"(?<=[+*}])\+", "", pattern.pattern)
+    assert plain != pattern.pattern, "no possessive run in " + pattern.pattern
+    return re.compile(plain, pattern.flags)
+
+
+#: pieces of Via values, name-addrs and URIs, and near misses of each.
+_FAST_PIECES = st.sampled_from([
+    "SIP/2.0/UDP ", "SIP/2.0/TCP ", "sip:", "sips:", "alice", "a-", "b_", "@", ":",
+    "5060", "65536", "[2001:db8::1]", "192.0.2.1", "x.example", ";", "=", "branch",
+    "tag=1", "lr", ";transport=udp", '"', "\\", '"A B"', "<", ">", " ", "\t", ",", "?",
+    "&", "%41", "-", "_", ".", "pw"])
+
+
+class PossessiveFastPathTests(SynchronousTestCase):
+    """The fast paths' possessive patterns match exactly what the same
+    patterns with backtracking runs match, with the same groups."""
+
+    PATTERNS = ("_VIA_FAST_RE", "_NAME_ADDR_SIP_RE", "_NAME_ADDR_FAST_RE",
+                "_PARAMS_FAST_RE", "_SIP_URI_RE")
+
+    @settings(max_examples=600, deadline=None, derandomize=True, database=None)
+    @given(st.lists(_FAST_PIECES, max_size=16).map("".join))
+    def test_same_as_backtracking(self, text):
+        for name in self.PATTERNS:
+            fast = getattr(hmod, name)
+            plain = _backtracking(fast)
+            for candidate in (text, "SIP/2.0/UDP " + text, "<sip:" + text,
+                              "sip:" + text, ";" + text):
+                m, r = fast.match(candidate), plain.match(candidate)
+                self.assertEqual(m and m.groups(), r and r.groups(), (name, candidate))
+
+    def test_samples_match(self):
+        """The usual values take the fast path at all (the test above would
+        pass with patterns that never match)."""
+        for name, text in [
+                ("_VIA_FAST_RE", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;rport"),
+                ("_NAME_ADDR_SIP_RE", '"A B" <sip:alice@x.example:5060;lr>;tag=1'),
+                ("_NAME_ADDR_SIP_RE", "sipp <sip:sipp@127.0.0.1:5061>;tag=7SIPpTag001"),
+                ("_NAME_ADDR_FAST_RE", "<tel:+1-555>;tag=2"),
+                ("_PARAMS_FAST_RE", ";branch=z9hG4bK-1;rport"),
+                ("_SIP_URI_RE", "sip:127.0.0.1:5060;transport=udp;lr")]:
+            self.assertIsNotNone(getattr(hmod, name).match(text), (name, text))

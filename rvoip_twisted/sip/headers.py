@@ -75,9 +75,13 @@ TOKEN_RE = re.compile(_TOKEN + r"\Z")
 _PARAM_RE = re.compile(
     r"[ \t]*;[ \t]*(" + _TOKEN + r")(?:[ \t]*=[ \t]*(" + _QUOTED
     + r"|[^;,\s\"]+))?[ \t]*", re.S)
+# The fast paths' patterns use possessive runs (C{++}, C{*+}, as in
+# L{uri.SIP_FAST}): each stops where a shorter run could not match either.
+_TOKEN_P = r"[A-Za-z0-9\-.!%*_+`'~]++"
+_QUOTED_P = r'"(?:[^"\\]++|\\.)*+"'
 # Parameters without whitespace or quotes: the common case, split directly
 # (L{_split_params}); the same result as L{_PARAM_RE}.
-_PARAMS_FAST = r"(?:;" + _TOKEN + r"(?:=[^;,\s\"]+)?)*"
+_PARAMS_FAST = r"(?:;" + _TOKEN_P + r"(?:=[^;,\s\"]++)?)*+"
 _PARAMS_FAST_RE = re.compile(_PARAMS_FAST + r"\Z")
 _DIGITS_RE = re.compile(r"[0-9]+\Z")
 
@@ -190,7 +194,7 @@ _VIA_RE = re.compile(
     r"(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*")
 # The usual spelling, no optional whitespace: same result as _VIA_RE.
 _VIA_FAST_RE = re.compile(
-    r"SIP/2\.0/([A-Za-z]+) (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
+    r"SIP/2\.0/([A-Za-z]++) (\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?"
     r"(" + _PARAMS_FAST + r")\Z")
 
 
@@ -348,10 +352,10 @@ _DISPLAY_TOKENS_RE = re.compile(
 _QUOTED_RE = re.compile(_QUOTED, re.S)
 # [display-name] <URI>: same result as the general code below.
 _DISPLAY_FAST = (
-    r'(?:(' + _QUOTED + r')[ \t]*|(' + _TOKEN + r'(?:[ \t]+' + _TOKEN
-    + r')*)[ \t]*)?')
+    r'(?:(' + _QUOTED_P + r')[ \t]*+|(' + _TOKEN_P + r'(?:[ \t]++' + _TOKEN_P
+    + r')*+)[ \t]*+)?')
 _NAME_ADDR_FAST_RE = re.compile(
-    _DISPLAY_FAST + r'<([^<>]*)>(' + _PARAMS_FAST + r')\Z', re.S)
+    _DISPLAY_FAST + r'<([^<>]*+)>(' + _PARAMS_FAST + r')\Z', re.S)
 # The same with the common SIP URI inline (L{uri.SIP_FAST}): one match.
 _NAME_ADDR_SIP_RE = re.compile(
     _DISPLAY_FAST + r'<(' + SIP_FAST + r')>(' + _PARAMS_FAST + r')\Z', re.S)
