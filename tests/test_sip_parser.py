@@ -11,6 +11,7 @@ from rvoip_twisted.sip.errors import (
     MessageTooLarge, MissingContentLength, SIPParseError, VersionNotSupported,
 )
 from rvoip_twisted.sip.message import Request, Response
+from rvoip_twisted.sip import parser
 from rvoip_twisted.sip.parser import MAX_MESSAGE_SIZE, StreamParser, parse_message
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -214,6 +215,33 @@ class HeaderParsingTests(SynchronousTestCase):
         self.assertEqual(m.cseq, (9, "OPTIONS"))
         self.assertEqual(m.top_via.transport, "UDP")
         self.assertEqual(m.top_via.port, 5060)
+
+    def test_cached_line_then_folded(self):
+        """A line the header-line cache holds, followed in a later message by
+        a continuation line, is unfolded all the same."""
+        parse_message(request(extra=b"Subject: I know you're there,\r\n"))
+        m = parse_message(request(extra=b"Subject: I know you're there,\r\n pick up\r\n"))
+        self.assertEqual(m.get("Subject"), "I know you're there, pick up")
+        self.assertEqual(parse_message(request(extra=b"Subject: I know you're there,\r\n"))
+                         .get("Subject"), "I know you're there,")
+
+    def test_line_cache_bounded(self):
+        """The header-line cache empties itself when full and keeps no long
+        lines; what a message parses to does not depend on it."""
+        self.patch(parser, "_LINE_CACHE_SIZE", 16)
+        self.patch(parser, "_line_cache", {})
+        long_value = b"x" * (parser._LINE_CACHE_WIDTH + 1)
+        sizes = []
+        for i in range(50):
+            m = parse_message(request(extra=b"X-Unique: %d\r\nX-Long: %s\r\n" % (i, long_value)))
+            self.assertEqual(m.get("X-Unique"), str(i))
+            self.assertEqual(m.get("X-Long"), long_value.decode())
+            sizes.append(len(parser._line_cache))
+            self.assertNotIn(("X-Long: " + long_value.decode()), parser._line_cache)
+        self.assertLessEqual(max(sizes), 16)
+        self.assertLess(min(sizes[8:]), max(sizes))     # it was emptied on the way
+        again = parse_message(request(extra=b"X-Unique: 49\r\nX-Long: %s\r\n" % long_value))
+        self.assertEqual(again.headers, m.headers)
 
     def test_continuation_first(self):
         """A continuation line before any header is a 400."""

@@ -119,6 +119,17 @@ def _unfold(lines):
     return merged
 
 
+#: header line -> its (canonical name, value) pair, for the lines that repeat
+#: from message to message (Max-Forwards, Content-Type, User-Agent, Allow,
+#: a device's Contact, the From and Call-ID of every request in a dialog...).
+#: Lines up to _LINE_CACHE_WIDTH characters are kept; the dict is emptied
+#: when it reaches _LINE_CACHE_SIZE, so lines seen once (a Via's branch)
+#: cannot grow it beyond about a megabyte.
+_line_cache = {}
+_LINE_CACHE_SIZE = 4096
+_LINE_CACHE_WIDTH = 160
+
+
 def _header_lines(lines):
     """
     The (canonical name, value) pairs of a head's header lines
@@ -126,11 +137,16 @@ def _header_lines(lines):
     unfolds them first: they are rare, and looking for them up front would
     cost every message a scan of its head).
     """
+    cached = _line_cache.get
     cget = CANONICAL_FAST.get
     headers = []
     append = headers.append
     for i in range(1, len(lines)):
         line = lines[i]
+        pair = cached(line)
+        if pair is not None:
+            append(pair)
+            continue
         name, colon, value = line.partition(":")
         key = cget(name)
         if key is None:
@@ -142,7 +158,12 @@ def _header_lines(lines):
             key = _header_name(name)
         elif not colon:
             raise SIPParseError("Header line without a colon")
-        append((key, value.strip(" \t")))
+        pair = (key, value.strip(" \t"))
+        append(pair)
+        if len(line) <= _LINE_CACHE_WIDTH:
+            if len(_line_cache) >= _LINE_CACHE_SIZE:
+                _line_cache.clear()
+            _line_cache[line] = pair
     return headers
 
 
