@@ -92,10 +92,33 @@ def _time(fn, repeat: int, min_time: float) -> dict:
 # --------------------------------------------------------------------------- cases
 
 
+#: how many distinct calls the SIP cases go through in turn: their INVITEs
+#: differ in Via branch, From tag and Call-ID (the lines of a call's own), and
+#: there are more of those lines than the parser's header-line cache keeps
+#: (``parser._LINE_CACHE_SIZE``), so each is parsed as a new call's would be,
+#: and only the lines every call repeats are found in the cache.
+CALLS = 6000
+
+
+def _invite_variants(n=CALLS):
+    """``n`` INVITEs like ``INVITE``, each with a branch, tag and Call-ID of its
+    own (same lengths, so the same Content-Length)."""
+    out = []
+    for i in range(n):
+        out.append(INVITE.replace(b"z9hG4bK.Ay3kGvT2m", b"z9hG4bK.%09d" % i)
+                   .replace(b"tag=Bq8fJ3sUe", b"tag=%09d" % i)
+                   .replace(b"8a7c1f1e-4d2b-4a51-9c0e-5f3b2d1a6e7f", b"%036d" % i))
+    return out
+
+
 def _case_parse():
-    from rvoip_twisted.sip.parser import parse_message
-    data = INVITE
-    return lambda: parse_message(data)
+    """A new call's INVITE: the next of ``CALLS`` distinct ones each time."""
+    import itertools
+
+    from rvoip_twisted.sip.parser import _LINE_CACHE_SIZE, parse_message
+    assert CALLS * 3 > _LINE_CACHE_SIZE
+    following = itertools.cycle(_invite_variants()).__next__
+    return lambda: parse_message(following())
 
 
 def _case_serialize_200():
@@ -159,7 +182,9 @@ class _RingingTU:
         pass
 
 
-def _txn_setup():
+def _txn_setup(invites=(INVITE,)):
+    """A transport and transaction manager with one INVITE server transaction per
+    INVITE in ``invites`` (each answered 180)."""
     from twisted.internet.task import Clock
 
     from rvoip_twisted.service.transactions import TransactionManager
@@ -172,22 +197,31 @@ def _txn_setup():
     tm = TransactionManager(clock, transport, tu=_RingingTU())
     transport.receiver = tm
     addr = ("192.0.2.10", 5062)
-    transport.datagram_received(INVITE, addr, proto)        # the original: a new transaction
-    assert tm.stats()["server"] == 1 and proto.transport.sent == 1, tm.stats()
+    for invite in invites:
+        transport.datagram_received(invite, addr, proto)    # the original: a new transaction
+    assert tm.stats()["server"] == len(invites) == proto.transport.sent, tm.stats()
     return transport, proto, tm, addr
 
 
 def _case_txn_match():
     """A retransmission that differs in bytes (here: one header added): parsed,
-    Via stamped (rport), matched by branch in the table."""
-    transport, proto, tm, addr = _txn_setup()
-    variant = INVITE.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nSubject: x\r\n")
+    Via stamped (rport), matched by branch in the table.  It is the next of
+    ``CALLS`` calls' each time, with a transaction each, so that its lines are
+    as new to the parser's line cache as the original's were."""
+    import itertools
+
+    invites = _invite_variants()
+    transport, proto, tm, addr = _txn_setup(invites)
+    variants = [invite.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nSubject: x\r\n")
+                for invite in invites]
+    following = itertools.cycle(variants).__next__
 
     def fn():
-        transport.datagram_received(variant, addr, proto)    # parsed, matched, absorbed
+        transport.datagram_received(following(), addr, proto)  # parsed, matched, absorbed
 
+    sent = proto.transport.sent
     fn()
-    assert tm.stats()["server"] == 1 and proto.transport.sent == 2, "not matched"
+    assert tm.stats()["server"] == CALLS and proto.transport.sent == sent + 1, "not matched"
     return fn
 
 
@@ -265,7 +299,8 @@ def _case_jitter():
 
 CASES = [
     # key, description, factory
-    ("sip_parse_invite", "SIP parse: INVITE with SDP (%d bytes)" % len(INVITE), _case_parse),
+    ("sip_parse_invite", "SIP parse: a new call's INVITE with SDP (%d bytes)" % len(INVITE),
+     _case_parse),
     ("sip_serialize_200", "SIP serialize: 200 with SDP (to_bytes)", _case_serialize_200),
     ("sip_build_serialize_200", "SIP build + serialize: 200 with SDP",
      _case_build_serialize_200),
