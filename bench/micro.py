@@ -95,7 +95,7 @@ def _time(fn, repeat: int, min_time: float) -> dict:
 #: how many distinct calls the SIP cases go through in turn: their INVITEs
 #: differ in Via branch, From tag and Call-ID (the lines of a call's own), and
 #: there are more of those lines than the parser's header-line cache keeps
-#: (``parser._LINE_CACHE_SIZE``), so each is parsed as a new call's would be,
+#: (``parser._CACHE_SIZE``), so each is parsed as a new call's would be,
 #: and only the lines every call repeats are found in the cache.
 CALLS = 6000
 
@@ -115,8 +115,8 @@ def _case_parse():
     """A new call's INVITE: the next of ``CALLS`` distinct ones each time."""
     import itertools
 
-    from rvoip_twisted.sip.parser import _LINE_CACHE_SIZE, parse_message
-    assert CALLS * 3 > _LINE_CACHE_SIZE
+    from rvoip_twisted.sip.parser import _CACHE_SIZE, parse_message
+    assert CALLS * 3 > _CACHE_SIZE
     following = itertools.cycle(_invite_variants()).__next__
     return lambda: parse_message(following())
 

@@ -228,9 +228,9 @@ class HeaderParsingTests(SynchronousTestCase):
     def test_line_cache_bounded(self):
         """The header-line cache empties itself when full and keeps no long
         lines; what a message parses to does not depend on it."""
-        self.patch(parser, "_LINE_CACHE_SIZE", 16)
+        self.patch(parser, "_CACHE_SIZE", 16)
         self.patch(parser, "_line_cache", {})
-        long_value = b"x" * (parser._LINE_CACHE_WIDTH + 1)
+        long_value = b"x" * (parser._CACHE_WIDTH + 1)
         sizes = []
         for i in range(50):
             m = parse_message(request(extra=b"X-Unique: %d\r\nX-Long: %s\r\n" % (i, long_value)))
@@ -242,6 +242,23 @@ class HeaderParsingTests(SynchronousTestCase):
         self.assertLess(min(sizes[8:]), max(sizes))     # it was emptied on the way
         again = parse_message(request(extra=b"X-Unique: 49\r\nX-Long: %s\r\n" % long_value))
         self.assertEqual(again.headers, m.headers)
+
+    def test_value_caches_same_result(self):
+        """A From, To or CSeq found in the caches gives what parsing it gives,
+        and the objects built from it are each message's own."""
+        self.patch(parser, "_name_addr_cache", {})
+        self.patch(parser, "_cseq_cache", {})
+        data = response(extra=b"Contact: <sip:c@192.0.2.9>\r\n")
+        first, second = parse_message(data), parse_message(data)
+        self.assertIn("<sip:alice@example.com>;tag=f1", parser._name_addr_cache)
+        self.assertIn("1 INVITE", parser._cseq_cache)
+        for m in (first, second):
+            self.assertEqual(m.cseq, (1, "INVITE"))
+            self.assertEqual((m.from_tag, m.to_tag), ("f1", "t1"))
+            self.assertEqual(str(m.from_.uri), "sip:alice@example.com")
+            self.assertEqual(m.to.params, {"tag": "t1"})
+        self.assertIsNot(first.from_, second.from_)
+        self.assertIsNot(first.to.params, second.to.params)
 
     def test_continuation_first(self):
         """A continuation line before any header is a 400."""

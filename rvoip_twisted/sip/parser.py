@@ -119,15 +119,27 @@ def _unfold(lines):
     return merged
 
 
-#: header line -> its (canonical name, value) pair, for the lines that repeat
-#: from message to message (Max-Forwards, Content-Type, User-Agent, Allow,
-#: a device's Contact, the From and Call-ID of every request in a dialog...).
-#: Lines up to _LINE_CACHE_WIDTH characters are kept; the dict is emptied
-#: when it reaches _LINE_CACHE_SIZE, so lines seen once (a Via's branch)
-#: cannot grow it beyond about a megabyte.
+#: Caches of what a text parsed to, for the texts that repeat from message to
+#: message, each a dict: header line -> its (canonical name, value) pair
+#: (Max-Forwards, Content-Type, User-Agent, Allow, a device's Contact, the
+#: From and Call-ID of every request in a dialog...); From or To value -> its
+#: name-addr match; CSeq value -> its CSeq.  The results are immutable, so
+#: messages share them.  Only texts up to _CACHE_WIDTH characters are kept, and
+#: a dict is emptied when it reaches _CACHE_SIZE (L{_remember}): texts seen
+#: once (a Via's branch) cannot grow one beyond about a megabyte.
 _line_cache = {}
-_LINE_CACHE_SIZE = 4096
-_LINE_CACHE_WIDTH = 160
+_name_addr_cache = {}
+_cseq_cache = {}
+_CACHE_SIZE = 4096
+_CACHE_WIDTH = 160
+
+
+def _remember(cache, text, result):
+    """Keep C{result} for C{text} in C{cache} (one of the caches above)."""
+    if len(text) <= _CACHE_WIDTH:
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[text] = result
 
 
 def _header_lines(lines):
@@ -160,10 +172,7 @@ def _header_lines(lines):
             raise SIPParseError("Header line without a colon")
         pair = (key, value.strip(" \t"))
         append(pair)
-        if len(line) <= _LINE_CACHE_WIDTH:
-            if len(_line_cache) >= _LINE_CACHE_SIZE:
-                _line_cache.clear()
-            _line_cache[line] = pair
+        _remember(_line_cache, line, pair)
     return headers
 
 
@@ -363,22 +372,36 @@ def _check(msg, index, dups):
     value = index.get("CSeq")
     if value is None:
         raise SIPParseError("Missing CSeq header")
-    cseq = cache["cseq"] = CSeq.parse(value)
+    cseq = _cseq_cache.get(value)
+    if cseq is None:
+        cseq = CSeq.parse(value)
+        _remember(_cseq_cache, value, cseq)
+    cache["cseq"] = cseq
     # From and To: checked now, the objects built on first use.
     value = index.get("From")
     if value is None:
         raise SIPParseError("Missing From header")
-    m = _match_name_addr(value)
+    m = _name_addr_cache.get(value)
     if m is None:
-        cache["from"] = NameAddr.parse(value, "From")
+        m = _match_name_addr(value)
+        if m is None:
+            cache["from"] = NameAddr.parse(value, "From")
+        else:
+            cache["from?"] = m
+            _remember(_name_addr_cache, value, m)
     else:
         cache["from?"] = m
     value = index.get("To")
     if value is None:
         raise SIPParseError("Missing To header")
-    m = _match_name_addr(value)
+    m = _name_addr_cache.get(value)
     if m is None:
-        cache["to"] = NameAddr.parse(value, "To")
+        m = _match_name_addr(value)
+        if m is None:
+            cache["to"] = NameAddr.parse(value, "To")
+        else:
+            cache["to?"] = m
+            _remember(_name_addr_cache, value, m)
     else:
         cache["to?"] = m
     value = index.get("Max-Forwards")
