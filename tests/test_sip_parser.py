@@ -260,6 +260,21 @@ class HeaderParsingTests(SynchronousTestCase):
         self.assertIsNot(first.from_, second.from_)
         self.assertIsNot(first.to.params, second.to.params)
 
+    def test_request_uri_cache(self):
+        """Requests with the same Request-URI share its (immutable) URI; one
+        the parser rejects is rejected every time."""
+        self.patch(parser, "_uri_cache", {})
+        uri = b"sip:bob@192.0.2.7:5070;transport=udp"
+        first, second = parse_message(request(uri=uri)), parse_message(request(uri=uri))
+        self.assertIs(first.uri, second.uri)
+        self.assertEqual((second.uri.host, second.uri.port, second.uri.params),
+                         ("192.0.2.7", 5070, {"transport": "udp"}))
+        for _ in range(2):
+            e = self.assertRaises(SIPParseError, parse_message,
+                                  request(uri=b"sip:bob@example.com?Subject=x"))
+            self.assertEqual(e.status, 400)
+        self.assertEqual(list(parser._uri_cache), [uri.decode()])
+
     def test_continuation_first(self):
         """A continuation line before any header is a 400."""
         data = request().replace(b"SIP/2.0\r\nVia", b"SIP/2.0\r\n Via")

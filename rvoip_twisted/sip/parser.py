@@ -123,13 +123,16 @@ def _unfold(lines):
 #: message, each a dict: header line -> its (canonical name, value) pair
 #: (Max-Forwards, Content-Type, User-Agent, Allow, a device's Contact, the
 #: From and Call-ID of every request in a dialog...); From or To value -> its
-#: name-addr match; CSeq value -> its CSeq.  The results are immutable, so
-#: messages share them.  Only texts up to _CACHE_WIDTH characters are kept, and
+#: name-addr match; CSeq value -> its CSeq; Request-URI -> its URI (every
+#: request within a dialog has the same one: the Contact its peer was given).
+#: The results are immutable (a URI is a value: it is never changed in place,
+#: L{URI.replace} makes a changed copy), so messages share them.  Only texts up to _CACHE_WIDTH characters are kept, and
 #: a dict is emptied when it reaches _CACHE_SIZE (L{_remember}): texts seen
 #: once (a Via's branch) cannot grow one beyond about a megabyte.
 _line_cache = {}
 _name_addr_cache = {}
 _cseq_cache = {}
+_uri_cache = {}
 _CACHE_SIZE = 4096
 _CACHE_WIDTH = 160
 
@@ -242,13 +245,16 @@ def _parse_request_line(start, headers):
     if method not in METHODS and not _is_token(method):
         raise SIPParseError(
             "Bad method", partial=_partial_request(start, headers))
-    try:
-        uri = parse_uri(uritext)
-        if uri.headers is not None:
-            raise SIPParseError("Headers in the Request-URI")
-    except SIPParseError as e:
-        e.partial = _partial_request(start, headers)
-        raise
+    uri = _uri_cache.get(uritext)
+    if uri is None:
+        try:
+            uri = parse_uri(uritext)
+            if uri.headers is not None:
+                raise SIPParseError("Headers in the Request-URI")
+        except SIPParseError as e:
+            e.partial = _partial_request(start, headers)
+            raise
+        _remember(_uri_cache, uritext, uri)
     # Request.__init__ without the call overhead (the same slots).
     req = _new_message(Request)
     req.headers = headers

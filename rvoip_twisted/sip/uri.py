@@ -68,6 +68,10 @@ class URI:
     or C{None} for a flag), C{headers} (the raw text after C{?}, or
     C{None}).  For C{tel}: the number is C{user}, C{host} is C{None}.  For
     any other scheme, the part after the colon is C{opaque}.
+
+    A URI is a value: nothing changes one in place (L{replace} makes a
+    changed copy), so the parser shares the URI of a Request-URI it has
+    seen before between the requests that carry it.
     """
 
     __slots__ = (
