@@ -49,7 +49,7 @@ def main(argv=None) -> None:
                         help="calls measured (default 1000)")
     parser.add_argument("--parts", action="store_true",
                         help="then count the main pieces of a call alone (bench.callpath "
-                             "PARTS: the three parses, the SDP answer, the two responses) "
+                             "PARTS: a call's three parses, the SDP answer, the two responses) "
                              "and print each as a share of the call; about a minute more")
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
