@@ -358,6 +358,25 @@ def _no_conflict(name, values):
             raise SIPParseError("More than one " + name + " header")
 
 
+def _check_name_addr(cache, index, name, key, match_key):
+    """
+    Check the From or To header (C{name}): the match of its common form is
+    left in the message's C{cache} under C{match_key} (the object is built
+    on first use), any other form parsed into C{cache[key]}.
+    """
+    value = index.get(name)
+    if value is None:
+        raise SIPParseError("Missing " + name + " header")
+    m = _name_addr_cache.get(value)
+    if m is None:
+        m = _match_name_addr(value)
+        if m is None:
+            cache[key] = NameAddr.parse(value, name)
+            return
+        _remember(_name_addr_cache, value, m)
+    cache[match_key] = m
+
+
 def _check(msg, index, dups):
     """
     The checks every element needs before it can act on a message; fills
@@ -384,32 +403,8 @@ def _check(msg, index, dups):
         _remember(_cseq_cache, value, cseq)
     cache["cseq"] = cseq
     # From and To: checked now, the objects built on first use.
-    value = index.get("From")
-    if value is None:
-        raise SIPParseError("Missing From header")
-    m = _name_addr_cache.get(value)
-    if m is None:
-        m = _match_name_addr(value)
-        if m is None:
-            cache["from"] = NameAddr.parse(value, "From")
-        else:
-            cache["from?"] = m
-            _remember(_name_addr_cache, value, m)
-    else:
-        cache["from?"] = m
-    value = index.get("To")
-    if value is None:
-        raise SIPParseError("Missing To header")
-    m = _name_addr_cache.get(value)
-    if m is None:
-        m = _match_name_addr(value)
-        if m is None:
-            cache["to"] = NameAddr.parse(value, "To")
-        else:
-            cache["to?"] = m
-            _remember(_name_addr_cache, value, m)
-    else:
-        cache["to?"] = m
+    _check_name_addr(cache, index, "From", "from", "from?")
+    _check_name_addr(cache, index, "To", "to", "to?")
     value = index.get("Max-Forwards")
     cache["max-forwards"] = (
         None if value is None else _int(value, "Max-Forwards", 255))
