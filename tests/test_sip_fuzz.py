@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from rvoip_twisted.sip.errors import SIPParseError
 from rvoip_twisted.sip.message import Message, Request
+from rvoip_twisted.sip import parser
 from rvoip_twisted.sip.parser import StreamParser, parse_message
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -233,3 +234,43 @@ class MutationTests(FuzzMixin, SynchronousTestCase):
         on datagrams and streams."""
         self.datagram(data)
         self.stream(data, [len(data) // 3])
+
+
+def _outcome(data):
+    """What parsing C{data} gives, as comparable values: the message's views,
+    or the error's class, status and partial request's headers."""
+    try:
+        m = parse_message(data)
+    except SIPParseError as e:
+        return ("error", type(e), e.status, e.partial and e.partial.headers)
+    views = [type(m), getattr(m, "method", None), getattr(m, "status", None),
+             str(getattr(m, "uri", "")), m.headers, m.body]
+    try:
+        views += [m.cseq, m.call_id, m.from_tag, m.to_tag, str(m.from_), str(m.to),
+                  m.from_.params, m.to.params, [str(v) for v in m.vias], m.max_forwards]
+    except SIPParseError as e:
+        views.append(("view error", e.status))
+    return views
+
+
+class ParserCacheTests(SynchronousTestCase):
+    """The parser's caches of repeated texts (header lines, From/To, CSeq,
+    Request-URI) never change what a message parses to."""
+
+    CACHES = ("_line_cache", "_name_addr_cache", "_cseq_cache", "_uri_cache")
+
+    @SETTINGS
+    @given(st.lists(st.one_of(mutated(), assembled()), min_size=2, max_size=6))
+    def test_warm_same_as_cold(self, messages):
+        """Each message parsed with empty caches, then again after all of
+        them went through the caches (twice), gives the same outcome."""
+        for name in self.CACHES:
+            self.patch(parser, name, {})
+        cold = []
+        for data in messages:
+            for name in self.CACHES:
+                getattr(parser, name).clear()
+            cold.append(_outcome(data))
+        for data in messages:
+            _outcome(data)
+        self.assertEqual([_outcome(data) for data in messages], cold)
