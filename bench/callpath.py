@@ -247,7 +247,8 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=None, metavar="N",
                         help="no timing: warm up, then run N calls with the GC off and stop "
                              "(for python -m bench.instructions)")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warn", "error"],
+    from rvoip_twisted.logs import LEVELS
+    parser.add_argument("--log-level", default="info", choices=list(LEVELS),
                         help="the server's --log-level (default info, as twistd runs it)")
     parser.add_argument("--part", choices=sorted(PARTS), default=None,
                         help="with --count: run N times this piece of a call alone, not calls")

@@ -6,6 +6,7 @@ from twisted.python import usage
 
 from .apps import make_app
 from .apps.wrappers import AnswerAfter, MaxDuration
+from .logs import LEVELS
 from .sip.transaction import TimerConfig
 
 
@@ -99,8 +100,8 @@ class Options(usage.Options):
             raise usage.UsageError("--rtcp-interval must be at least 0.5 s")
         if not 0.05 <= self["t1"] <= 10:
             raise usage.UsageError("--t1 must be within 0.05-10 s")
-        if self["log-level"] not in ("debug", "info", "warn", "error"):
-            raise usage.UsageError("--log-level is debug, info, warn or error")
+        if self["log-level"] not in LEVELS:
+            raise usage.UsageError("--log-level is one of " + ", ".join(LEVELS))
         self._registrar_options()
         from twisted.internet import reactor
         self["handler"] = make_app(self["app"], reactor)
