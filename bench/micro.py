@@ -206,18 +206,27 @@ def _txn_setup(invites=(INVITE,)):
     return transport, proto, tm, addr
 
 
-def _case_txn_match():
-    """A retransmission that differs in bytes (here: one header added): parsed,
-    Via stamped (rport), matched by branch in the table.  It is the next of
-    ``CALLS`` calls' each time, with a transaction each, so that its lines are
-    as new to the parser's line cache as the original's were."""
-    import itertools
-
+def _retransmissions():
+    """``CALLS`` INVITE server transactions (``_txn_setup``) and, for each, a
+    retransmission of its INVITE that differs in bytes (one header added), so it is
+    parsed: ``(transport, proto, tm, addr, retransmissions)``."""
     invites = _invite_variants()
     transport, proto, tm, addr = _txn_setup(invites)
-    variants = [invite.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nSubject: x\r\n")
-                for invite in invites]
-    following = itertools.cycle(variants).__next__
+    retransmissions = [
+        invite.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nSubject: x\r\n")
+        for invite in invites]
+    return transport, proto, tm, addr, retransmissions
+
+
+def _case_txn_match():
+    """A retransmission that differs in bytes: parsed, Via stamped (rport), matched
+    by branch in the table.  It is the next of ``CALLS`` calls' each time, with a
+    transaction each, so that its lines are as new to the parser's line cache as
+    the original's were."""
+    import itertools
+
+    transport, proto, tm, addr, retransmissions = _retransmissions()
+    following = itertools.cycle(retransmissions).__next__
 
     def fn():
         transport.datagram_received(following(), addr, proto)  # parsed, matched, absorbed
@@ -240,14 +249,11 @@ def _case_parse_match():
     from rvoip_twisted.sip.parser import parse_message
     from rvoip_twisted.sip.transaction import server_key
 
-    invites = _invite_variants()
-    transport, proto, tm, addr = _txn_setup(invites)
+    transport, proto, tm, addr, retransmissions = _retransmissions()
     servers = tm._servers
-    variants = [invite.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nSubject: x\r\n")
-                for invite in invites]
-    for variant in variants[:10]:
-        assert servers.get(server_key(parse_message(variant))) is not None, "not matched"
-    following = itertools.cycle(variants).__next__
+    for data in retransmissions[:10]:
+        assert servers.get(server_key(parse_message(data))) is not None, "not matched"
+    following = itertools.cycle(retransmissions).__next__
     return lambda: servers.get(server_key(parse_message(following())))
 
 
