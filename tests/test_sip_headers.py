@@ -5,7 +5,7 @@ CSeq, parameters, lists, integers.
 
 import re
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from rvoip_twisted.sip import headers as hmod
@@ -462,6 +462,76 @@ class NameAddrFastPathTests(SynchronousTestCase):
         self.assertEqual(fast, general, text)
 
 
+#: Via values as UAs and proxies write them, and near misses of each.
+_VIAS = st.builds(
+    lambda proto, host, port, params: proto + host + port + params,
+    st.sampled_from(["SIP/2.0/UDP ", "SIP/2.0/tcp ", "SIP/2.0/UDP  ", "SIP / 2.0/UDP ",
+                     "SIP/3.0/UDP ", "SIP/2.0/U-P ", "SIP/2.0/UDP\t"]),
+    st.sampled_from(["192.0.2.1", "H.example", "[2001:db8::1]", "h_", "", "[::1"]),
+    st.sampled_from(["", ":5060", ":65536", ":0", ":", " :5060", ":123456"]),
+    st.lists(st.sampled_from([
+        ";branch=z9hG4bK-1", ";rport", ";rport=5062", ";BRANCH=z9hG4bKA", ";received=192.0.2.9",
+        ";branch=", ";branch=a b", ';branch="q"', " ;rport", ";branch=x,y", ";", ";=",
+        ";maddr=224.2.0.1", ";ttl=16"]), max_size=4).map("".join))
+
+
+class ViaFastPathTests(SynchronousTestCase):
+    """Via's fast path (the sent-by part cached, the usual branch and rport
+    read by one pattern) gives what the general code gives."""
+
+    @settings(max_examples=600, deadline=None, derandomize=True, database=None)
+    @given(_VIAS)
+    @example("SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK-1")
+    @example("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;rport")
+    def test_fast_equals_general(self, text):
+        """Parsed cold, parsed again with the sent-by part cached, and parsed
+        with the fast patterns disabled: the same Via or the same rejection."""
+        def run():
+            try:
+                v = Via.parse(text)
+            except SIPParseError as e:
+                return ("error", e.status)
+            return (v.protocol, v.transport, v.host, v.port, list(v.params.items()),
+                    str(v), v.sent_by, v.branch, v.has_rport, v.rport)
+        self.patch(hmod, "_via_cache", {})
+        cold = run()
+        warm = run()
+        never = hmod.re.compile(r"(?!)")
+        self.patch(hmod, "_VIA_FAST_RE", never)
+        self.patch(hmod, "_VIA_BRANCH_RE", never)
+        hmod._via_cache.clear()
+        general = run()
+        self.assertEqual(cold, general, text)
+        self.assertEqual(warm, general, text)
+
+    def test_cache_bounded(self):
+        """Every new sent-by part is kept until the cache is full, then the
+        cache starts again: it never holds more than its size."""
+        self.patch(hmod, "_via_cache", {})
+        self.patch(hmod, "_VIA_CACHE_SIZE", 8)
+        sizes = []
+        for port in range(1, 21):
+            via = Via.parse("SIP/2.0/UDP 192.0.2.1:%d;branch=z9hG4bK%d" % (port, port))
+            self.assertEqual((via.port, via.branch), (port, "z9hG4bK%d" % port))
+            sizes.append(len(hmod._via_cache))
+        self.assertEqual(max(sizes), 8)
+        self.assertEqual(sizes[:9], [1, 2, 3, 4, 5, 6, 7, 8, 1])
+
+    def test_usual_vias_take_the_fast_path(self):
+        """The test above would pass with patterns that never match: the
+        usual values are read without the general pattern."""
+        self.patch(hmod, "_VIA_RE", hmod.re.compile(r"(?!)"))
+        for text, params in [
+                ("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;rport",
+                 [("branch", "z9hG4bK-1"), ("rport", None)]),
+                ("SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK-1",
+                 [("rport", None), ("branch", "z9hG4bK-1")]),
+                ("SIP/2.0/TCP [2001:db8::1];branch=z9hG4bK-2", [("branch", "z9hG4bK-2")]),
+                ("SIP/2.0/UDP h.example;received=192.0.2.9;branch=z9hG4bK-3",
+                 [("received", "192.0.2.9"), ("branch", "z9hG4bK-3")])]:
+            self.assertEqual(list(Via.parse(text).params.items()), params, text)
+
+
 def _backtracking(pattern):
     """A fast path's pattern with its possessive runs (C{++}, C{*+}, C{}+})
     made ordinary greedy ones again: the reference the possessive version must
@@ -483,7 +553,7 @@ class PossessiveFastPathTests(SynchronousTestCase):
     """The fast paths' possessive patterns match exactly what the same
     patterns with backtracking runs match, with the same groups."""
 
-    PATTERNS = ("_VIA_FAST_RE", "_NAME_ADDR_SIP_RE", "_NAME_ADDR_FAST_RE",
+    PATTERNS = ("_VIA_FAST_RE", "_VIA_BRANCH_RE", "_NAME_ADDR_SIP_RE", "_NAME_ADDR_FAST_RE",
                 "_PARAMS_FAST_RE", "_SIP_URI_RE")
 
     @settings(max_examples=600, deadline=None, derandomize=True, database=None)
@@ -501,7 +571,11 @@ class PossessiveFastPathTests(SynchronousTestCase):
         """The usual values take the fast path at all (the test above would
         pass with patterns that never match)."""
         for name, text in [
-                ("_VIA_FAST_RE", "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1;rport"),
+                ("_VIA_FAST_RE", "SIP/2.0/UDP 192.0.2.1:5060"),
+                ("_VIA_FAST_RE", "SIP/2.0/tcp [2001:db8::1]"),
+                ("_VIA_BRANCH_RE", ";branch=z9hG4bK-1;rport"),
+                ("_VIA_BRANCH_RE", ";rport;branch=z9hG4bK-1"),
+                ("_VIA_BRANCH_RE", ";branch=z9hG4bK-1"),
                 ("_NAME_ADDR_SIP_RE", '"A B" <sip:alice@x.example:5060;lr>;tag=1'),
                 ("_NAME_ADDR_SIP_RE", "sipp <sip:sipp@127.0.0.1:5061>;tag=7SIPpTag001"),
                 ("_NAME_ADDR_FAST_RE", "<tel:+1-555>;tag=2"),

@@ -192,10 +192,21 @@ _VIA_RE = re.compile(
     r"[ \t]*(" + _TOKEN + r")[ \t]*/[ \t]*(" + _TOKEN + r")[ \t]*/[ \t]*("
     + _TOKEN + r")[ \t]+(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)"
     r"(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*")
-# The usual spelling, no optional whitespace: same result as _VIA_RE.
+# The usual spelling of the part before the parameters (the sent-by), no
+# optional whitespace: the same result as _VIA_RE there.  No host or port
+# has a ";" in it, so the first ";" of a Via ends this part.
 _VIA_FAST_RE = re.compile(
-    r"SIP/2\.0/([A-Za-z]++) (\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?"
-    r"(" + _PARAMS_FAST + r")\Z")
+    r"SIP/2\.0/([A-Za-z]++) (\[[0-9A-Fa-f:.]++\]|[A-Za-z0-9\-.]++)(?::([0-9]{1,5}+))?\Z")
+# The usual parameters: a branch, with a flag rport before or after it (the
+# same dict as _split_params, in the same order).
+_VIA_BRANCH_RE = re.compile(r";(rport;)?+branch=([^;,\s\"]++)(;rport)?+\Z")
+
+#: What the part before a Via's parameters parsed to, for the parts that
+#: matched _VIA_FAST_RE: text -> (transport, host, port).  A UA (or the
+#: proxy in front of it) puts the same one in every request it sends; a
+#: bounded cache, as the parser's (L{parser._remember}).
+_via_cache = {}
+_VIA_CACHE_SIZE = 1024
 
 
 _new_via = object.__new__
@@ -225,19 +236,40 @@ class Via:
     @classmethod
     def parse(cls, text):
         """Parse one Via value (one element of the comma list)."""
-        m = _VIA_FAST_RE.match(text)
-        if m is not None:
-            transport, host, port, ptext = m.groups()
-            if port is not None:
-                port = int(port)
-                if port > 65535:
-                    raise SIPParseError("Bad Via port")
+        semi = text.find(";")
+        head = text if semi < 0 else text[:semi]
+        sent = _via_cache.get(head)
+        if sent is None:
+            m = _VIA_FAST_RE.match(head)
+            if m is not None:
+                transport, host, port = m.groups()
+                if port is not None:
+                    port = int(port)
+                    if port > 65535:
+                        raise SIPParseError("Bad Via port")
+                sent = (transport.upper(), host, port)
+                if len(_via_cache) >= _VIA_CACHE_SIZE:
+                    _via_cache.clear()
+                _via_cache[head] = sent
+        if sent is not None:
+            if semi < 0:
+                params = {}
+            else:
+                m = _VIA_BRANCH_RE.match(text, semi)
+                if m is None:
+                    params = parse_params(text, semi, "Via")
+                else:
+                    before, branch, after = m.groups()
+                    if before is not None:
+                        params = {"rport": None, "branch": branch}
+                    elif after is not None:
+                        params = {"branch": branch, "rport": None}
+                    else:
+                        params = {"branch": branch}
             via = _new_via(cls)
             via.protocol = "SIP/2.0"
-            via.transport = transport.upper()
-            via.host = host
-            via.port = port
-            via.params = _split_params(ptext[1:]) if ptext else {}
+            via.transport, via.host, via.port = sent
+            via.params = params
             via._text = text
             return via
         m = _VIA_RE.match(text)

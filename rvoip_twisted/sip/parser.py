@@ -176,7 +176,10 @@ def _header_lines(lines):
             raise SIPParseError("Header line without a colon")
         pair = (key, value.strip(" \t"))
         append(pair)
-        _remember(_line_cache, line, pair)
+        if key != "Via":
+            # (a Via line carries its transaction's branch: it is met again
+            # only in a retransmission, and would crowd the others out)
+            _remember(_line_cache, line, pair)
     return headers
 
 
