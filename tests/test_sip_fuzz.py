@@ -257,7 +257,8 @@ class ParserCacheTests(SynchronousTestCase):
     """The parser's caches of repeated texts (header lines, From/To, CSeq,
     Request-URI) never change what a message parses to."""
 
-    CACHES = ("_line_cache", "_name_addr_cache", "_cseq_cache", "_uri_cache")
+    CACHES = ("_line_cache", "_name_addr_cache", "_name_addr_head_cache", "_cseq_cache",
+              "_uri_cache")
 
     @SETTINGS
     @given(st.lists(st.one_of(mutated(), assembled()), min_size=2, max_size=6))
@@ -274,3 +275,70 @@ class ParserCacheTests(SynchronousTestCase):
         for data in messages:
             _outcome(data)
         self.assertEqual([_outcome(data) for data in messages], cold)
+
+
+#: From and To values: the heads UAs write, near misses, and the tags and
+#: parameters that follow (a ">" or ";tag=" inside a value, upper-case names).
+_NAME_ADDRS = st.builds(
+    lambda head, params: head + params,
+    st.sampled_from([
+        "<sip:alice@example.com>", '"Alice" <sip:alice@example.com>',
+        "Bob <sip:bob@192.0.2.1:5060;transport=udp>", "<sip:a;tag=x@b>",
+        '"a>b" <sip:x@y>', "<sip:a@b", "sip:alice@example.com", "<tel:+1-555>",
+        "<sip:a@b> ", '"q\\"" <sips:h.example>', "<sip:a@[2001:db8::1]:5060;lr>"]),
+    st.lists(st.sampled_from([
+        ";tag=f1", ";tag=as7d9f8g", ";tag=a-b.c", ";TAG=Up", ";tag=", ";tag=x>y",
+        ";x=1", ";x=y>", ";tag=é", " ;tag=1", ";tag=1 ", ";tag=a;b", ";lr", ";tag=\"q\""]),
+        max_size=2).map("".join))
+
+
+class NameAddrPartsTests(SynchronousTestCase):
+    """The parser's From/To fast path (a known head, then the tag read on its
+    own) gives what the general code gives."""
+
+    @SETTINGS
+    @given(_NAME_ADDRS, _NAME_ADDRS)
+    def test_same_as_general(self, from_, to):
+        """Parsed cold, then with the heads and values cached: the same From
+        and To, tags included, as NameAddr.parse without any fast path, or
+        the same rejection."""
+        from rvoip_twisted.sip import headers as hmod
+        data = ("OPTIONS sip:bob@example.com SIP/2.0\r\n"
+                "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n"
+                "From: " + from_ + "\r\nTo: " + to + "\r\n"
+                "Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
+
+        def parsed():
+            out = []
+            for value, name in ((from_, "From"), (to, "To")):
+                try:
+                    m = parse_message(data)
+                except SIPParseError as e:
+                    return [("message error", e.status)]
+                na, tag = (m.from_, m.from_tag) if name == "From" else (m.to, m.to_tag)
+                # the tag read alone (before the object is built) agrees too
+                m2 = parse_message(data)
+                tag2 = m2.from_tag if name == "From" else m2.to_tag
+                out.append((na.display, str(na.uri), na.uri.params, na.params, str(na),
+                            tag, tag2))
+            return out
+
+        for name in ("_name_addr_cache", "_name_addr_head_cache"):
+            self.patch(parser, name, {})
+        cold = parsed()
+        warm = parsed()
+        never = hmod.re.compile(r"(?!)")
+        for name in ("_NAME_ADDR_SIP_RE", "_NAME_ADDR_FAST_RE", "_SIP_URI_RE"):
+            self.patch(hmod, name, never)
+        general = []
+        for value in (from_, to):
+            try:
+                na = hmod.NameAddr.parse(value)
+            except SIPParseError:
+                general = [("message error", 400)]
+                break
+            tag = na.params.get("tag")
+            general.append((na.display, str(na.uri), na.uri.params, na.params, str(na),
+                            tag, tag))
+        self.assertEqual(cold, general, (from_, to))
+        self.assertEqual(warm, general, (from_, to))

@@ -392,6 +392,9 @@ _NAME_ADDR_FAST_RE = re.compile(
 _NAME_ADDR_SIP_RE = re.compile(
     _DISPLAY_FAST + r'<(' + SIP_FAST + r')>(' + _PARAMS_FAST + r')\Z', re.S)
 
+#: the group of the header parameters in a _NAME_ADDR_SIP_RE match.
+_NAME_ADDR_PARAMS = _NAME_ADDR_SIP_RE.groups
+
 # An addr-spec that is a common SIP URI (a name of its own here: the
 # equivalence tests switch the fast paths off).
 _SIP_URI_RE = SIP_FAST_RE
@@ -487,14 +490,23 @@ class NameAddr:
     @classmethod
     def from_match(cls, m):
         """The NameAddr of a L{match} (or of the same form in L{parse})."""
+        return cls.from_parts(m, m.group(_NAME_ADDR_PARAMS), m.string)
+
+    @classmethod
+    def from_parts(cls, m, ptext, text):
+        """
+        The NameAddr C{text}, in the common form: C{m} is the L{match} of
+        its part up to the C{>} (no parameters), C{ptext} the parameters
+        that follow (C{""} or as L{_PARAMS_FAST_RE} accepts them).
+        """
         (quoted, display, utext, scheme, user, password, host, port,
-         uparams, ptext) = m.groups()
+         uparams, _) = m.groups()
         na = _new_name_addr(cls)
         na.display = quoted or display
         na.uri = uri_from_fast(scheme, user, password, host, port, uparams, utext)
         na.params = _split_params(ptext[1:]) if ptext else {}
         na.star = False
-        na._text = m.string
+        na._text = text
         return na
 
     @property

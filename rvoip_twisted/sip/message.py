@@ -11,7 +11,7 @@ header drops the cache.
 
 from .errors import SIPParseError
 from .headers import (
-    _NAME_ADDR_SIP_RE, CANONICAL, CANONICAL_FAST, LIST_HEADERS, CSeq, NameAddr, Via,
+    CANONICAL, CANONICAL_FAST, LIST_HEADERS, CSeq, NameAddr, Via,
     _split_params, is_token, parse_int, split_list,
 )
 from .ids import new_tag
@@ -48,8 +48,6 @@ _COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
 
 
 _KNOWN_NAMES = frozenset(CANONICAL.values())
-#: the header parameters' group in a From/To match (see NameAddr.from_match)
-_PARAMS_GROUP = _NAME_ADDR_SIP_RE.groups
 _fast_key = CANONICAL_FAST.get
 
 
@@ -244,14 +242,15 @@ class Message:
         return c["cseq"]
 
     def _name_addr(self, name, key):
-        # The parser checks From and To and leaves the match of the common
-        # form under "key?" (NameAddr.match): the object is built on use.
+        # The parser checks From and To and leaves the parts of the common
+        # form under "key?" (NameAddr.from_parts' arguments): the object is
+        # built on use.
         c = self._cache
         value = c.get(key)
         if value is None:
-            m = c.pop(key + "?", None)
-            if m is not None:
-                value = NameAddr.from_match(m)
+            parts = c.pop(key + "?", None)
+            if parts is not None:
+                value = NameAddr.from_parts(*parts)
             else:
                 value = NameAddr.parse(self._required(name), name)
             c[key] = value
@@ -274,10 +273,15 @@ class Message:
         c = self._cache
         value = c.get(key)
         if value is None:
-            m = c.get(match_key)
-            if m is not None:
-                ptext = m.group(_PARAMS_GROUP)
-                tag = _split_params(ptext[1:]).get("tag") if ptext else None
+            parts = c.get(match_key)
+            if parts is not None:
+                ptext = parts[1]
+                if not ptext:
+                    tag = None
+                elif ptext.startswith(";tag=") and ptext.find(";", 5) < 0:
+                    tag = ptext[5:]
+                else:
+                    tag = _split_params(ptext[1:]).get("tag")
                 c[tag_key] = tag
                 return tag
             value = self._name_addr(name, key)

@@ -20,8 +20,9 @@ from .errors import (
     MessageTooLarge, MissingContentLength, SIPParseError, VersionNotSupported,
 )
 from .headers import (
-    _NAME_ADDR_SIP_RE, CANONICAL, CANONICAL_FAST, METHODS, SINGLE_HEADERS,
-    TOKEN_RE, CSeq, NameAddr, Via, parse_int, split_list,
+    _NAME_ADDR_PARAMS, _NAME_ADDR_SIP_RE, _PARAMS_FAST_RE, CANONICAL,
+    CANONICAL_FAST, METHODS, SINGLE_HEADERS, TOKEN_RE, CSeq, NameAddr, Via,
+    parse_int, split_list,
 )
 from .message import ENCODING, ERRORS, Message, Request, Response
 from .uri import parse_uri
@@ -123,8 +124,9 @@ def _unfold(lines):
 #: message, each a dict: header line -> its (canonical name, value) pair
 #: (Max-Forwards, Content-Type, User-Agent, Allow, a device's Contact, the
 #: From and Call-ID of every request in a dialog...); From or To value -> its
-#: name-addr match; CSeq value -> its CSeq; Request-URI -> its URI (every
-#: request within a dialog has the same one: the Contact its peer was given).
+#: parts (L{_name_addr_parts}); the part of one up to its C{>} -> its match;
+#: CSeq value -> its CSeq; Request-URI -> its URI (every request within a
+#: dialog has the same one: the Contact its peer was given).
 #: The results are immutable (a URI is a value: it is never changed in place,
 #: L{URI.replace} makes a changed copy), so messages share them.  Only texts
 #: up to _CACHE_WIDTH characters are kept, and a dict is emptied when it
@@ -132,6 +134,7 @@ def _unfold(lines):
 #: cannot grow one beyond about a megabyte.
 _line_cache = {}
 _name_addr_cache = {}
+_name_addr_head_cache = {}
 _cseq_cache = {}
 _uri_cache = {}
 _CACHE_SIZE = 4096
@@ -364,21 +367,62 @@ def _no_conflict(name, values):
 
 def _check_name_addr(cache, index, name, key, match_key):
     """
-    Check the From or To header (C{name}): the match of its common form is
-    left in the message's C{cache} under C{match_key} (the object is built
-    on first use), any other form parsed into C{cache[key]}.
+    Check the From or To header (C{name}): the parts of its common form
+    (L{_name_addr_parts}) are left in the message's C{cache} under
+    C{match_key} (the object is built on first use), any other form parsed
+    into C{cache[key]}.
     """
     value = index.get(name)
     if value is None:
         raise SIPParseError("Missing " + name + " header")
-    m = _name_addr_cache.get(value)
+    parts = _name_addr_cache.get(value)
+    if parts is None:
+        # The usual value: a known head and a tag of letters and digits (or
+        # none), found without a call.
+        head, tag, rest = value.partition(";tag=")
+        m = _name_addr_head_cache.get(head)
+        if m is not None and not tag:
+            parts = (m, "", value)
+        elif m is not None and rest.isalnum():
+            parts = (m, tag + rest, value)
+        else:
+            parts = _name_addr_parts(value)
+            if parts is None:
+                cache[key] = NameAddr.parse(value, name)
+                return
+        _remember(_name_addr_cache, value, parts)
+    cache[match_key] = parts
+
+
+def _name_addr_parts(value):
+    """
+    C{(match, params, value)}, L{NameAddr.from_parts}' arguments, for a
+    From or To C{value} in the common form (C{[display] <sip:...>} then
+    parameters without whitespace or quotes); else C{None}.  The part up
+    to the C{>} is the same in every request of a UA, so its match is
+    kept (C{_name_addr_head_cache}); the parameters (a tag, new in each
+    dialog) are checked on their own.
+    """
+    gt = value.rfind(">")
+    if gt < 0:
+        return None
+    gt += 1
+    head = value[:gt] if gt < len(value) else value
+    m = _name_addr_head_cache.get(head)
     if m is None:
-        m = _match_name_addr(value)
-        if m is None:
-            cache[key] = NameAddr.parse(value, name)
-            return
-        _remember(_name_addr_cache, value, m)
-    cache[match_key] = m
+        m = _match_name_addr(head)
+        if m is None or m.group(_NAME_ADDR_PARAMS):
+            # (a ">" in a parameter's value: left to NameAddr.parse)
+            return None
+        _remember(_name_addr_head_cache, head, m)
+    if head is value:
+        return (m, "", value)
+    params = value[gt:]
+    if not (params.startswith(";tag=") and params[5:].isalnum()):
+        # (a tag of letters and digits: what the pattern would accept)
+        if _PARAMS_FAST_RE.match(params) is None:
+            return None
+    return (m, params, value)
 
 
 def _check(msg, index, dups):
