@@ -202,7 +202,7 @@ _VIA_FAST_RE = re.compile(
 _VIA_BRANCH_RE = re.compile(r";(rport;)?+branch=([^;,\s\"]++)(;rport)?+\Z")
 
 #: What the part before a Via's parameters parsed to, for the parts that
-#: matched _VIA_FAST_RE: text -> (transport, host, port).  A UA (or the
+#: matched _VIA_FAST_RE: text -> (transport, host, port, sent-by).  A UA (or the
 #: proxy in front of it) puts the same one in every request it sends; a
 #: bounded cache, as the parser's (L{parser._remember}).
 _via_cache = {}
@@ -219,10 +219,13 @@ _EMPTY_RPORT_RE = re.compile(r";rport(?=;|\Z)", re.I)
 class Via:
     """
     One Via value: C{protocol} (C{"SIP/2.0"}), C{transport} (upper case),
-    C{host}, C{port} (int or C{None}), C{params}.
+    C{host}, C{port} (int or C{None}), C{params}; C{sent_by}, C{(host
+    lower-cased, port)}, what transaction matching compares (RFC 3261
+    17.2.3).  A value: none of these is changed once it is made
+    (L{with_received} and L{replace} make changed copies).
     """
 
-    __slots__ = ("protocol", "transport", "host", "port", "params", "_text")
+    __slots__ = ("protocol", "transport", "host", "port", "params", "_text", "sent_by")
 
     def __init__(self, transport, host, port=None, params=None,
                  protocol="SIP/2.0", _text=None):
@@ -232,6 +235,7 @@ class Via:
         self.port = port
         self.params = params if params is not None else {}
         self._text = _text
+        self.sent_by = (host.lower(), port)
 
     @classmethod
     def parse(cls, text):
@@ -247,7 +251,7 @@ class Via:
                     port = int(port)
                     if port > 65535:
                         raise SIPParseError("Bad Via port")
-                sent = (transport.upper(), host, port)
+                sent = (transport.upper(), host, port, (host.lower(), port))
                 if len(_via_cache) >= _VIA_CACHE_SIZE:
                     _via_cache.clear()
                 _via_cache[head] = sent
@@ -268,7 +272,7 @@ class Via:
                         params = {"branch": branch}
             via = _new_via(cls)
             via.protocol = "SIP/2.0"
-            via.transport, via.host, via.port = sent
+            via.transport, via.host, via.port, via.sent_by = sent
             via.params = params
             via._text = text
             return via
@@ -322,10 +326,6 @@ class Via:
         return None
 
     @property
-    def sent_by(self):
-        return (self.host.lower(), self.port)
-
-    @property
     def reliable(self):
         return self.transport not in ("UDP", "DTLS")
 
@@ -346,6 +346,7 @@ class Via:
         via.transport = self.transport
         via.host = self.host
         via.port = self.port
+        via.sent_by = self.sent_by
         via.params = params
         text = self._text
         if text is None or "received" in self.params:

@@ -316,7 +316,9 @@ class Message:
 
     @property
     def top_via(self):
-        vias = self.vias
+        vias = self._cache.get("via")
+        if vias is None:
+            vias = self.vias
         if not vias:
             raise SIPParseError("Missing Via header")
         return vias[0]
