@@ -258,7 +258,7 @@ class ParserCacheTests(SynchronousTestCase):
     Request-URI) never change what a message parses to."""
 
     CACHES = ("_line_cache", "_name_addr_cache", "_name_addr_head_cache", "_cseq_cache",
-              "_uri_cache")
+              "_request_line_cache")
 
     @SETTINGS
     @given(st.lists(st.one_of(mutated(), assembled()), min_size=2, max_size=6))

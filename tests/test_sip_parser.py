@@ -260,10 +260,10 @@ class HeaderParsingTests(SynchronousTestCase):
         self.assertIsNot(first.from_, second.from_)
         self.assertIsNot(first.to.params, second.to.params)
 
-    def test_request_uri_cache(self):
-        """Requests with the same Request-URI share its (immutable) URI; one
+    def test_request_line_cache(self):
+        """Requests with the same request line share its (immutable) URI; one
         the parser rejects is rejected every time."""
-        self.patch(parser, "_uri_cache", {})
+        self.patch(parser, "_request_line_cache", {})
         uri = b"sip:bob@192.0.2.7:5070;transport=udp"
         first, second = parse_message(request(uri=uri)), parse_message(request(uri=uri))
         self.assertIs(first.uri, second.uri)
@@ -273,7 +273,8 @@ class HeaderParsingTests(SynchronousTestCase):
             e = self.assertRaises(SIPParseError, parse_message,
                                   request(uri=b"sip:bob@example.com?Subject=x"))
             self.assertEqual(e.status, 400)
-        self.assertEqual(list(parser._uri_cache), [uri.decode()])
+        self.assertEqual(list(parser._request_line_cache),
+                         ["OPTIONS " + uri.decode() + " SIP/2.0"])
 
     def test_continuation_first(self):
         """A continuation line before any header is a 400."""

@@ -125,8 +125,9 @@ def _unfold(lines):
 #: (Max-Forwards, Content-Type, User-Agent, Allow, a device's Contact, the
 #: From and Call-ID of every request in a dialog...); From or To value -> its
 #: parts (L{_name_addr_parts}); the part of one up to its C{>} -> its match;
-#: CSeq value -> its CSeq; Request-URI -> its URI (every request within a
-#: dialog has the same one: the Contact its peer was given).
+#: CSeq value -> its CSeq; request line -> its method and Request-URI (every
+#: request of a kind within a dialog has the same one, the Request-URI being
+#: the Contact its peer was given; every new call to a number too).
 #: The results are immutable (a URI is a value: it is never changed in place,
 #: L{URI.replace} makes a changed copy), so messages share them.  Only texts
 #: up to _CACHE_WIDTH characters are kept, and a dict is emptied when it
@@ -136,7 +137,7 @@ _line_cache = {}
 _name_addr_cache = {}
 _name_addr_head_cache = {}
 _cseq_cache = {}
-_uri_cache = {}
+_request_line_cache = {}
 _CACHE_SIZE = 4096
 _CACHE_WIDTH = 160
 
@@ -240,6 +241,23 @@ def _parse_status_line(start, headers):
 
 
 def _parse_request_line(start, headers):
+    parsed = _request_line_cache.get(start)
+    if parsed is None:
+        parsed = _request_line(start, headers)
+        _remember(_request_line_cache, start, parsed)
+    # Request.__init__ without the call overhead (the same slots).
+    req = _new_message(Request)
+    req.headers = headers
+    req.body = b""
+    req._cache = {}
+    req.source = None
+    req.raw_key = None
+    req.method, req.uri = parsed
+    return req
+
+
+def _request_line(start, headers):
+    """C{(method, Request-URI)} of a request line; raises L{SIPParseError}."""
     parts = start.split(" ")
     if len(parts) != 3:
         raise SIPParseError(
@@ -252,26 +270,14 @@ def _parse_request_line(start, headers):
     if method not in METHODS and not _is_token(method):
         raise SIPParseError(
             "Bad method", partial=_partial_request(start, headers))
-    uri = _uri_cache.get(uritext)
-    if uri is None:
-        try:
-            uri = parse_uri(uritext)
-            if uri.headers is not None:
-                raise SIPParseError("Headers in the Request-URI")
-        except SIPParseError as e:
-            e.partial = _partial_request(start, headers)
-            raise
-        _remember(_uri_cache, uritext, uri)
-    # Request.__init__ without the call overhead (the same slots).
-    req = _new_message(Request)
-    req.headers = headers
-    req.body = b""
-    req._cache = {}
-    req.source = None
-    req.raw_key = None
-    req.method = method
-    req.uri = uri
-    return req
+    try:
+        uri = parse_uri(uritext)
+        if uri.headers is not None:
+            raise SIPParseError("Headers in the Request-URI")
+    except SIPParseError as e:
+        e.partial = _partial_request(start, headers)
+        raise
+    return method, uri
 
 
 _new_message = object.__new__
@@ -425,6 +431,10 @@ def _name_addr_parts(value):
     return (m, params, value)
 
 
+#: Max-Forwards values as written -> the number (0 is checked the long way).
+_MAX_FORWARDS = {str(n): n for n in range(1, 256)}
+
+
 def _check(msg, index, dups):
     """
     The checks every element needs before it can act on a message; fills
@@ -454,8 +464,9 @@ def _check(msg, index, dups):
     _check_name_addr(cache, index, "From", "from", "from?")
     _check_name_addr(cache, index, "To", "to", "to?")
     value = index.get("Max-Forwards")
-    cache["max-forwards"] = (
-        None if value is None else _int(value, "Max-Forwards", 255))
+    if value is not None:
+        value = _MAX_FORWARDS.get(value) or _int(value, "Max-Forwards", 255)
+    cache["max-forwards"] = value
     value = index.get("Via")
     if value is None:
         raise SIPParseError("Missing Via header")
