@@ -15,6 +15,7 @@ Call-ID and CSeq are copied from it).
 """
 
 import re
+from itertools import islice
 
 from .errors import (
     MessageTooLarge, MissingContentLength, SIPParseError, VersionNotSupported,
@@ -161,8 +162,7 @@ def _header_lines(lines):
     cget = CANONICAL_FAST.get
     headers = []
     append = headers.append
-    for i in range(1, len(lines)):
-        line = lines[i]
+    for line in islice(lines, 1, None):
         pair = cached(line)
         if pair is not None:
             append(pair)
