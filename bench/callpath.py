@@ -176,7 +176,7 @@ def run_calls(server, clock, proto, sock, first: int, count: int, rate: float) -
 #: the parts of a call that ``--part`` runs alone (``python -m bench.instructions --parts``)
 PARTS = {
     "parse_call": "parse SIPp's INVITE with its SDP, its ACK and its BYE (parse_message), "
-                  "of the next of 2,000 calls",
+                  "of the next of 4,000 calls",
     "sdp_answer": "answer its SDP offer: parse, negotiate, serialize (OfferAnswer, as a "
                   "media session's first answer, without applying it)",
     "responses": "build and serialize the two 200s (INVITE, with the SDP answer, Contact "
@@ -196,15 +196,17 @@ def part_function(server, name):
     if name == "parse_call":
         # A call's three requests in their order, a different call each time: the
         # parser's caches (of lines, From/To, CSeq, Request-URI) find what they
-        # would find in the flow, no more (2,000 calls' own lines are more than
-        # they keep, so a call's lines are never left over from its last turn).
+        # would find in the flow, no more: a call's own lines that the line
+        # cache keeps are its From and Call-ID (not its Vias), and 4,000 calls'
+        # are more than it keeps, so they are never left over from the call's
+        # last turn.
         import itertools
 
-        from rvoip_twisted.sip.parser import _CACHE_SIZE
-        assert 2000 * 4 > _CACHE_SIZE
+        from rvoip_twisted.sip.headers import _CACHE_SIZE
+        assert 4000 * 2 > _CACHE_SIZE
         calls = [(INVITE.format(n=n, length=len(SDP)).encode() + SDP,
                   ACK.format(n=n, to_tag=";tag=as7d9f8g").encode(),
-                  BYE.format(n=n, to_tag=";tag=as7d9f8g").encode()) for n in range(2000)]
+                  BYE.format(n=n, to_tag=";tag=as7d9f8g").encode()) for n in range(4000)]
         following = itertools.cycle(calls).__next__
 
         def parse_call():

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from rvoip_twisted.sip.errors import SIPParseError
 from rvoip_twisted.sip.message import Message, Request
-from rvoip_twisted.sip import parser
+from rvoip_twisted.sip import headers as hmod, parser
 from rvoip_twisted.sip.parser import StreamParser, parse_message
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -247,30 +247,39 @@ def _outcome(data):
              str(getattr(m, "uri", "")), m.headers, m.body]
     try:
         views += [m.cseq, m.call_id, m.from_tag, m.to_tag, str(m.from_), str(m.to),
-                  m.from_.params, m.to.params, [str(v) for v in m.vias], m.max_forwards]
+                  m.from_.params, m.to.params, [str(v) for v in m.vias], m.max_forwards,
+                  [(v.transport, v.host, v.port, v.sent_by, list(v.params.items()))
+                   for v in m.vias]]
     except SIPParseError as e:
         views.append(("view error", e.status))
+    try:
+        views.append([(c.display, str(c.uri), c.params, str(c)) for c in m.contacts])
+    except SIPParseError as e:
+        views.append(("contact error", e.status))
     return views
 
 
 class ParserCacheTests(SynchronousTestCase):
     """The parser's caches of repeated texts (header lines, From/To, CSeq,
-    Request-URI) never change what a message parses to."""
+    request line, Via sent-by, Contact) never change what a message parses
+    to."""
 
-    CACHES = ("_line_cache", "_name_addr_cache", "_name_addr_head_cache", "_cseq_cache",
-              "_request_line_cache")
+    CACHES = ((parser, "_line_cache"), (parser, "_name_addr_cache"),
+              (parser, "_name_addr_head_cache"), (parser, "_cseq_cache"),
+              (parser, "_request_line_cache"), (hmod, "_via_cache"),
+              (hmod, "_name_addrs"))
 
     @SETTINGS
     @given(st.lists(st.one_of(mutated(), assembled()), min_size=2, max_size=6))
     def test_warm_same_as_cold(self, messages):
         """Each message parsed with empty caches, then again after all of
         them went through the caches (twice), gives the same outcome."""
-        for name in self.CACHES:
-            self.patch(parser, name, {})
+        for module, name in self.CACHES:
+            self.patch(module, name, {})
         cold = []
         for data in messages:
-            for name in self.CACHES:
-                getattr(parser, name).clear()
+            for module, name in self.CACHES:
+                getattr(module, name).clear()
             cold.append(_outcome(data))
         for data in messages:
             _outcome(data)
@@ -302,7 +311,6 @@ class NameAddrPartsTests(SynchronousTestCase):
         """Parsed cold, then with the heads and values cached: the same From
         and To, tags included, as NameAddr.parse without any fast path, or
         the same rejection."""
-        from rvoip_twisted.sip import headers as hmod
         data = ("OPTIONS sip:bob@example.com SIP/2.0\r\n"
                 "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-1\r\n"
                 "From: " + from_ + "\r\nTo: " + to + "\r\n"

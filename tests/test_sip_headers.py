@@ -439,11 +439,25 @@ _ADDR_SPECS = st.builds(
 class NameAddrFastPathTests(SynchronousTestCase):
     """The name-addr fast paths give what the general code gives."""
 
+    def test_kept_match_builds_fresh_objects(self):
+        """A value parsed again (its match kept) gives a NameAddr and URI of
+        its own: changing one's parameters leaves the next one as parsed."""
+        self.patch(hmod, "_name_addrs", {})
+        text = "<sip:alice@192.0.2.10:5062;transport=udp>;expires=60"
+        first = NameAddr.parse(text)
+        self.assertIn(text, hmod._name_addrs)
+        first.params["expires"] = "0"
+        second = NameAddr.parse(text)
+        self.assertIsNot(second, first)
+        self.assertEqual(second.params, {"expires": "60"})
+        self.assertEqual((second.uri.host, second.uri.port, second.uri.params),
+                         ("192.0.2.10", 5062, {"transport": "udp"}))
+
     @settings(max_examples=400, deadline=None, derandomize=True, database=None)
     @given(st.one_of(st.lists(_NA_PIECES, max_size=14).map("".join), _ADDR_SPECS))
     def test_fast_equals_general(self, text):
         """With the fast regexes disabled, parse() gives the same result or
-        the same rejection."""
+        the same rejection; so does a value whose match was kept."""
         def run():
             try:
                 na = NameAddr.parse(text)
@@ -451,15 +465,19 @@ class NameAddrFastPathTests(SynchronousTestCase):
                 return None
             return (na.display, na.uri and str(na.uri), na.uri and na.uri.params,
                     na.params, na.star, str(na))
+        self.patch(hmod, "_name_addrs", {})
         fast = run()
+        warm = run()
         saved = hmod._NAME_ADDR_SIP_RE, hmod._NAME_ADDR_FAST_RE, hmod._SIP_URI_RE
         never = hmod.re.compile(r"(?!)")
         hmod._NAME_ADDR_SIP_RE = hmod._NAME_ADDR_FAST_RE = hmod._SIP_URI_RE = never
+        hmod._name_addrs.clear()
         try:
             general = run()
         finally:
             hmod._NAME_ADDR_SIP_RE, hmod._NAME_ADDR_FAST_RE, hmod._SIP_URI_RE = saved
         self.assertEqual(fast, general, text)
+        self.assertEqual(warm, general, text)
 
 
 #: Via values as UAs and proxies write them, and near misses of each.
@@ -508,7 +526,7 @@ class ViaFastPathTests(SynchronousTestCase):
         """Every new sent-by part is kept until the cache is full, then the
         cache starts again: it never holds more than its size."""
         self.patch(hmod, "_via_cache", {})
-        self.patch(hmod, "_VIA_CACHE_SIZE", 8)
+        self.patch(hmod, "_CACHE_SIZE", 8)
         sizes = []
         for port in range(1, 21):
             via = Via.parse("SIP/2.0/UDP 192.0.2.1:%d;branch=z9hG4bK%d" % (port, port))

@@ -11,7 +11,7 @@ from rvoip_twisted.sip.errors import (
     MessageTooLarge, MissingContentLength, SIPParseError, VersionNotSupported,
 )
 from rvoip_twisted.sip.message import Request, Response
-from rvoip_twisted.sip import parser
+from rvoip_twisted.sip import headers as hmod, parser
 from rvoip_twisted.sip.parser import MAX_MESSAGE_SIZE, StreamParser, parse_message
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -228,9 +228,9 @@ class HeaderParsingTests(SynchronousTestCase):
     def test_line_cache_bounded(self):
         """The header-line cache empties itself when full and keeps no long
         lines; what a message parses to does not depend on it."""
-        self.patch(parser, "_CACHE_SIZE", 16)
+        self.patch(hmod, "_CACHE_SIZE", 16)
         self.patch(parser, "_line_cache", {})
-        long_value = b"x" * (parser._CACHE_WIDTH + 1)
+        long_value = b"x" * (hmod._CACHE_WIDTH + 1)
         sizes = []
         for i in range(50):
             m = parse_message(request(extra=b"X-Unique: %d\r\nX-Long: %s\r\n" % (i, long_value)))

@@ -186,6 +186,27 @@ def split_list(value):
     return items
 
 
+# ---------------------------------------------------------------- caches
+
+#: The parser's and this module's caches of what a text parsed to, for the
+#: texts that repeat from message to message (a UA's Via sent-by, Contact,
+#: Max-Forwards line...), are dicts bounded by L{_remember}: only texts up to
+#: _CACHE_WIDTH characters are kept, and a dict is emptied when it reaches
+#: _CACHE_SIZE entries, so texts seen once (a Via's branch, a new dialog's
+#: tag) cannot grow one beyond about a megabyte.  What they keep is never
+#: changed in place (a match, a tuple, a URI), so messages share it.
+_CACHE_SIZE = 4096
+_CACHE_WIDTH = 160
+
+
+def _remember(cache, text, result):
+    """Keep C{result} for C{text} in C{cache} (one of the bounded caches)."""
+    if len(text) <= _CACHE_WIDTH:
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[text] = result
+
+
 # ---------------------------------------------------------------- Via
 
 _VIA_RE = re.compile(
@@ -203,10 +224,8 @@ _VIA_BRANCH_RE = re.compile(r";(rport;)?+branch=([^;,\s\"]++)(;rport)?+\Z")
 
 #: What the part before a Via's parameters parsed to, for the parts that
 #: matched _VIA_FAST_RE: text -> (transport, host, port, sent-by).  A UA (or the
-#: proxy in front of it) puts the same one in every request it sends; a
-#: bounded cache, as the parser's (L{parser._remember}).
+#: proxy in front of it) puts the same one in every request it sends.
 _via_cache = {}
-_VIA_CACHE_SIZE = 1024
 
 
 _new_via = object.__new__
@@ -252,9 +271,7 @@ class Via:
                     if port > 65535:
                         raise SIPParseError("Bad Via port")
                 sent = (transport.upper(), host, port, (host.lower(), port))
-                if len(_via_cache) >= _VIA_CACHE_SIZE:
-                    _via_cache.clear()
-                _via_cache[head] = sent
+                _remember(_via_cache, head, sent)
         if sent is not None:
             if semi < 0:
                 params = {}
@@ -403,6 +420,11 @@ _SIP_URI_RE = SIP_FAST_RE
 
 _new_name_addr = object.__new__
 
+#: value -> its NameAddr, for the values that repeat (a UA's Contact, in each
+#: of its requests; a proxy's Record-Route): L{NameAddr.parse} hands out
+#: copies, never these.
+_name_addrs = {}
+
 
 class NameAddr:
     """
@@ -424,6 +446,23 @@ class NameAddr:
     def parse(cls, text, what="header"):
         """Parse one value (one element of a Contact/Route list)."""
         s = text.strip()
+        kept = _name_addrs.get(s)
+        if kept is None:
+            kept = cls._parse(s, what)
+            _remember(_name_addrs, s, kept)
+        # A copy: its own parameters, the (immutable) URI shared.
+        na = _new_name_addr(cls)
+        na.display = kept.display
+        na.uri = kept.uri
+        na.params = kept.params.copy()
+        na.star = kept.star
+        na._text = s
+        return na
+
+    @classmethod
+    def _parse(cls, s, what):
+        # parse() of a stripped value, without the cache.
+        whole = s
         m = _NAME_ADDR_SIP_RE.match(s)
         if m is not None:
             return cls.from_match(m)
@@ -477,7 +516,7 @@ class NameAddr:
                 raise SIPParseError("addr-spec with ? or , needs <> in " + what)
             uri = parse_uri(utext)
             params = parse_params(s, sc, what) if sc >= 0 else {}
-        return cls(uri, display, params, False, text.strip())
+        return cls(uri, display, params, False, whole)
 
     @staticmethod
     def match(text):

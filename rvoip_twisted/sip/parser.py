@@ -23,7 +23,7 @@ from .errors import (
 from .headers import (
     _NAME_ADDR_PARAMS, _NAME_ADDR_SIP_RE, _PARAMS_FAST_RE, CANONICAL,
     CANONICAL_FAST, METHODS, SINGLE_HEADERS, TOKEN_RE, CSeq, NameAddr, Via,
-    parse_int, split_list,
+    _remember, parse_int, split_list,
 )
 from .message import ENCODING, ERRORS, Message, Request, Response
 from .uri import parse_uri
@@ -130,25 +130,13 @@ def _unfold(lines):
 #: request of a kind within a dialog has the same one, the Request-URI being
 #: the Contact its peer was given; every new call to a number too).
 #: The results are immutable (a URI is a value: it is never changed in place,
-#: L{URI.replace} makes a changed copy), so messages share them.  Only texts
-#: up to _CACHE_WIDTH characters are kept, and a dict is emptied when it
-#: reaches _CACHE_SIZE (L{_remember}): texts seen once (a Via's branch)
-#: cannot grow one beyond about a megabyte.
+#: L{URI.replace} makes a changed copy), so messages share them.  Each is
+#: bounded by L{_remember} (see L{headers._remember}).
 _line_cache = {}
 _name_addr_cache = {}
 _name_addr_head_cache = {}
 _cseq_cache = {}
 _request_line_cache = {}
-_CACHE_SIZE = 4096
-_CACHE_WIDTH = 160
-
-
-def _remember(cache, text, result):
-    """Keep C{result} for C{text} in C{cache} (one of the caches above)."""
-    if len(text) <= _CACHE_WIDTH:
-        if len(cache) >= _CACHE_SIZE:
-            cache.clear()
-        cache[text] = result
 
 
 def _header_lines(lines):
