@@ -410,11 +410,16 @@ class SessionDescription(_AttributesMixin):
         return parse(data)
 
 
+# An attribute's (name, value) and a Connection are immutable, and the same
+# few lines come in every offer of a UA (its rtpmaps, ptime and direction;
+# its address): each parsed once.
+@functools.lru_cache(maxsize=512)
 def _parse_attribute(value):
     name, sep, rest = value.partition(":")
     return (name, rest) if sep else (name, None)
 
 
+@functools.lru_cache(maxsize=512)
 def _parse_connection(value):
     parts = value.split()
     if len(parts) != 3:
