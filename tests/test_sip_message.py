@@ -440,6 +440,17 @@ class ResponseTests(SynchronousTestCase):
         resp = self.req.response(200, to_tag="new")
         self.assertEqual(resp.to_tag, "old")
 
+    def test_to_tag_kept_parsed(self):
+        """A received request's To tag (read by the parser's fast path) is
+        kept, and a To with a valueless tag parameter gets no second tag."""
+        for to, expected in [(b"To: Bob <sip:bob@biloxi.example.com>;tag=old\r\n",
+                              "Bob <sip:bob@biloxi.example.com>;tag=old"),
+                             (b"To: Bob <sip:bob@biloxi.example.com>;tag\r\n",
+                              "Bob <sip:bob@biloxi.example.com>;tag")]:
+            req = parse_message(INVITE.replace(b"To: Bob <sip:bob@biloxi.example.com>\r\n", to))
+            resp = req.response(200, to_tag="new")
+            self.assertEqual(resp.get_all("To"), [expected])
+
     def test_100_no_tag_timestamp(self):
         """100 Trying gets no To tag and copies Timestamp."""
         resp = self.req.response(100, to_tag="x")

@@ -498,7 +498,9 @@ class Request(Message):
                 hdrs.append((n, v))
         if status > 100:
             try:
-                has_tag = "tag" in self.to.params
+                # (the tag read alone when there is one, as for a BYE's
+                # 200: the To object is not built for it)
+                has_tag = self.to_tag is not None or "tag" in self.to.params
             except SIPParseError:
                 # A partial request's To may be unparsable: copy it as is.
                 has_tag = True
