@@ -193,7 +193,10 @@ def split_list(value):
 #: Max-Forwards line...), are dicts bounded by L{_remember}: only texts up to
 #: _CACHE_WIDTH characters are kept, and a dict is emptied when it reaches
 #: _CACHE_SIZE entries, so texts seen once (a Via's branch, a new dialog's
-#: tag) cannot grow one beyond about a megabyte.  What they keep is never
+#: tag) cannot grow one without end: full, with texts of the longest, the
+#: header-line cache holds about 1.5 MB, the Via one about 2 MB and the
+#: name-addr one (L{NameAddr.parse}: a NameAddr and its URI each) about
+#: 6 MB (measured with tracemalloc).  What they keep is never
 #: changed in place (a match, a tuple, a URI), so messages share it.
 _CACHE_SIZE = 4096
 _CACHE_WIDTH = 160
