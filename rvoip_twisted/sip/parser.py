@@ -371,19 +371,10 @@ def _check_name_addr(cache, index, name, key, match_key):
         raise SIPParseError("Missing " + name + " header")
     parts = _name_addr_cache.get(value)
     if parts is None:
-        # The usual value: a known head and a tag of letters and digits (or
-        # none), found without a call.
-        head, tag, rest = value.partition(";tag=")
-        m = _name_addr_head_cache.get(head)
-        if m is not None and not tag:
-            parts = (m, "", value)
-        elif m is not None and rest.isalnum():
-            parts = (m, tag + rest, value)
-        else:
-            parts = _name_addr_parts(value)
-            if parts is None:
-                cache[key] = NameAddr.parse(value, name)
-                return
+        parts = _name_addr_parts(value)
+        if parts is None:
+            cache[key] = NameAddr.parse(value, name)
+            return
         _remember(_name_addr_cache, value, parts)
     cache[match_key] = parts
 
@@ -397,6 +388,16 @@ def _name_addr_parts(value):
     kept (C{_name_addr_head_cache}); the parameters (a tag, new in each
     dialog) are checked on their own.
     """
+    # The usual value: a known head, then no parameter or a tag of letters
+    # and digits (which the parameters' pattern would accept).
+    head, tag, rest = value.partition(";tag=")
+    m = _name_addr_head_cache.get(head)
+    if m is not None:
+        if not tag:
+            return (m, "", value)
+        if rest.isalnum():
+            return (m, tag + rest, value)
+    # Any other: the head is what comes up to the last ">".
     gt = value.rfind(">")
     if gt < 0:
         return None
@@ -412,10 +413,8 @@ def _name_addr_parts(value):
     if head is value:
         return (m, "", value)
     params = value[gt:]
-    if not (params.startswith(";tag=") and params[5:].isalnum()):
-        # (a tag of letters and digits: what the pattern would accept)
-        if _PARAMS_FAST_RE.match(params) is None:
-            return None
+    if _PARAMS_FAST_RE.match(params) is None:
+        return None
     return (m, params, value)
 
 
