@@ -319,25 +319,44 @@ class MediaDescription(_AttributesMixin):
 
     _ORDER = {"i": 0, "c": 1, "b": 2, "k": 3, "a": 5}
 
-    def _format_lines(self):
+    def _text_lines(self):
+        """The section's lines, C{"<type>=<value>"}, in RFC order."""
         port = str(self.port)
         if self.port_count is not None:
             port += "/%d" % (self.port_count,)
-        out = [("m", " ".join((self.media, port, self.proto) + self.formats))]
+        out = ["m=" + " ".join((self.media, port, self.proto) + self.formats)]
         if self.lines:
             body = [(self._ORDER.get(kind, 4), kind, value) for kind, value in self.lines]
             if self.connection is not None:
                 body.append((1, "c", self.connection.format()))
             body.sort(key=lambda item: item[0])
-            out.extend((kind, value) for _, kind, value in body)
+            out.extend("%s=%s" % (kind, value) for _, kind, value in body)
         elif self.connection is not None:
-            out.append(("c", self.connection.format()))
-        out.extend(("a", name if value is None else "%s:%s" % (name, value))
-                   for name, value in self.attributes)
+            out.append("c=" + self.connection.format())
+        out.extend(_attribute_lines(self.attributes))
         return out
 
 
 _DEFAULT_LINES = (("t", "0 0"),)
+
+
+def _format_attributes(attributes):
+    return tuple(["a=" + (name if value is None else "%s:%s" % (name, value))
+                  for name, value in attributes])
+
+
+_format_attributes_cached = functools.lru_cache(maxsize=256)(_format_attributes)
+
+
+def _attribute_lines(attributes):
+    """
+    The C{a=} lines of C{attributes}.  A UA's (and our answers') attribute
+    sets repeat from call to call: each is formatted once.
+    """
+    try:
+        return _format_attributes_cached(attributes)
+    except TypeError:       # pairs given as lists: not hashable
+        return _format_attributes(attributes)
 
 
 @attrs.frozen
@@ -392,10 +411,9 @@ class SessionDescription(_AttributesMixin):
                 body.append((6, "t", "0 0"))
             body.sort(key=lambda item: item[0])
             out.extend("%s=%s" % (kind, value) for _, kind, value in body)
-        out.extend("a=" + (name if value is None else "%s:%s" % (name, value))
-                   for name, value in self.attributes)
+        out.extend(_attribute_lines(self.attributes))
         for media in self.media:
-            out.extend("%s=%s" % line for line in media._format_lines())
+            out.extend(media._text_lines())
         return ("\r\n".join(out) + "\r\n").encode("utf-8", "surrogateescape")
 
     __bytes__ = serialize
@@ -439,8 +457,47 @@ def _parse_media(value):
         raise SdpParseError("malformed m= port: %r" % (parts[1],))
     if not 0 <= port <= 65535:
         raise SdpParseError("m= port out of range: %d" % (port,))
-    return {"media": parts[0], "port": port, "port_count": count, "proto": parts[2],
-            "formats": parts[3:], "connection": None, "attributes": [], "lines": []}
+    return parts[0], port, parts[2], tuple(parts[3:]), count
+
+
+def _lines(text):
+    """The lines of C{text} that are not blank, trailing whitespace removed."""
+    return [line for line in map(str.rstrip, text.split("\n")) if line]
+
+
+def _bad_line(line):
+    return line[1:2] != "=" or not ("a" <= line[0] <= "z")
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_section_body(text):
+    # The lines after an m= line, up to the next one: its c=, attributes and
+    # other lines.  A UA sends the same ones in every offer (its codecs,
+    # ptime, direction, address) while the m= port changes: parsed once.
+    connection = None
+    attributes = []
+    lines = []
+    for line in _lines(text):
+        if _bad_line(line):
+            raise SdpParseError("malformed SDP line: %r" % (line[:40],))
+        kind = line[0]
+        value = line[2:]
+        if kind == "a":
+            attributes.append(_parse_attribute(value))
+        elif kind == "c":
+            connection = _parse_connection(value)
+        else:
+            lines.append((kind, value))
+    return connection, tuple(attributes), tuple(lines)
+
+
+def _parse_section(text):
+    # text: an m= section without its "m=" (the line's value, then the
+    # section's other lines)
+    value, _, body = text.partition("\n")
+    media, port, proto, formats, count = _parse_media(value.rstrip())
+    connection, attributes, lines = _parse_section_body(body)
+    return MediaDescription(media, port, proto, formats, count, connection, attributes, lines)
 
 
 def parse(data):
@@ -452,32 +509,28 @@ def parse(data):
     """
     if isinstance(data, (bytes, bytearray, memoryview)):
         data = bytes(data).decode("utf-8", "surrogateescape")
-    lines = [line for line in map(str.rstrip, data.split("\n")) if line]
+    # The session-level lines, then one text per m= section (a line that
+    # starts with "m=" starts one).
+    head, *sections = data.split("\nm=")
+    lines = _lines(head)
     if not lines or not lines[0].startswith("v="):
         raise SdpParseError("SDP must start with v=")
     try:
         version = int(lines[0][2:].strip())
     except ValueError:
         raise SdpParseError("malformed v= line")
-    session = {"origin": None, "session_name": "-", "connection": None,
-               "attributes": [], "lines": []}
-    media = []
-    current = None
+    origin = None
+    session_name = "-"
+    connection = None
+    attributes = []
+    other = []
     for line in lines[1:]:
-        kind = line[0]
-        if line[1:2] != "=" or not ("a" <= kind <= "z"):
+        if _bad_line(line):
             raise SdpParseError("malformed SDP line: %r" % (line[:40],))
+        kind = line[0]
         value = line[2:]
-        if kind == "m":
-            current = _parse_media(value)
-            media.append(current)
-        elif current is not None:
-            if kind == "a":
-                current["attributes"].append(_parse_attribute(value))
-            elif kind == "c":
-                current["connection"] = _parse_connection(value)
-            else:
-                current["lines"].append((kind, value))
+        if kind == "a":
+            attributes.append(_parse_attribute(value))
         elif kind == "o":
             parts = value.split()
             if len(parts) != 6:
@@ -486,23 +539,15 @@ def parse(data):
                 sess_version = int(parts[2])
             except ValueError:
                 raise SdpParseError("malformed o= session version: %r" % (parts[2],))
-            session["origin"] = Origin(parts[0], parts[1], sess_version, *parts[3:])
+            origin = Origin(parts[0], parts[1], sess_version, *parts[3:])
         elif kind == "s":
-            session["session_name"] = value
+            session_name = value
         elif kind == "c":
-            session["connection"] = _parse_connection(value)
-        elif kind == "a":
-            session["attributes"].append(_parse_attribute(value))
+            connection = _parse_connection(value)
         elif kind != "v":
-            session["lines"].append((kind, value))
-    if session["origin"] is None:
+            other.append((kind, value))
+    media = tuple([_parse_section(text) for text in sections])
+    if origin is None:
         raise SdpParseError("SDP without o= line")
-    for m in media:         # tuples: the converters take them as they are
-        m["formats"] = tuple(m["formats"])
-        m["attributes"] = tuple(m["attributes"])
-        m["lines"] = tuple(m["lines"])
-    session["attributes"] = tuple(session["attributes"])
-    session["lines"] = tuple(session["lines"])
-    return SessionDescription(
-        media=tuple([MediaDescription(**m) for m in media]), version=version, **session
-    )
+    return SessionDescription(origin, session_name, connection, tuple(attributes), media,
+                              tuple(other), version)
