@@ -555,3 +555,133 @@ class ConstructionTests(SynchronousTestCase):
         An offer/answer object needs at least one audio codec.
         """
         self.assertRaises(ValueError, OfferAnswer, "1.2.3.4", 5, [TELEPHONE_EVENT])
+
+
+class RepeatedOfferTests(SynchronousTestCase):
+    """
+    What the parser and the answerer work out once for the attribute sets a
+    UA repeats from call to call (its m= sections but the m= line, the
+    answer's plan, the a= lines written) gives what working it out afresh
+    gives, and what changes from call to call (o=, c=, the m= port) is never
+    taken from an earlier call.
+    """
+
+    def clear(self):
+        from rvoip_twisted.sdp import model, negotiate
+
+        for cached in (model._parse_section_body, model._format_attributes_cached,
+                       negotiate._answer_plan, negotiate._usable_address):
+            cached.cache_clear()
+
+    def next_call(self, offer, n):
+        """The offer of the UA's n-th call: its own o=, address and port."""
+        return (offer.replace(b"2890844526 2890844526", b"%d 1" % (n,))
+                .replace(b"192.0.2.10", b"192.0.2.%d" % (n,))
+                .replace(b"m=audio 7078", b"m=audio %d" % (7078 + 2 * n,)))
+
+    def test_cold_and_warm_alike(self):
+        """
+        Parsing and answering the same offers with the caches empty and then
+        full gives equal descriptions, answers and streams.
+        """
+        offers = [self.next_call(body, n) for body in (LINPHONE_OFFER, IPV6_HOLD_OFFER)
+                  for n in (1, 2)]
+
+        def run():
+            out = []
+            for offer in offers:
+                oa = answerer()
+                out.append((parse(offer),) + oa.answer(offer) + (oa.answer(offer)[0].serialize(),))
+            return out
+
+        self.clear()
+        cold = run()
+        self.assertEqual(run(), cold)
+        self.clear()
+        self.assertEqual(run(), cold)
+
+    def test_per_call_values_are_the_calls_own(self):
+        """
+        Two calls whose offers differ only in o=, c= and the m= port: each
+        parsed description and each answer has its own.
+        """
+        self.clear()
+        first, second = (self.next_call(LINPHONE_OFFER, n) for n in (1, 2))
+        sdp1, sdp2 = parse(first), parse(second)
+        self.assertEqual(sdp1.media[0].attributes, sdp2.media[0].attributes)
+        self.assertEqual((sdp1.origin.session_id, sdp1.connection.address, sdp1.media[0].port),
+                         ("1", "192.0.2.1", 7080))
+        self.assertEqual((sdp2.origin.session_id, sdp2.connection.address, sdp2.media[0].port),
+                         ("2", "192.0.2.2", 7082))
+        oa1 = OfferAnswer("203.0.113.5", 40000, [PCMU, TELEPHONE_EVENT], random=random.Random(1))
+        oa2 = OfferAnswer("203.0.113.5", 40100, [PCMU, TELEPHONE_EVENT], random=random.Random(2))
+        answer1, stream1 = oa1.answer(first)
+        answer2, stream2 = oa2.answer(second)
+        self.assertEqual((stream1.remote_address, stream1.remote_port), ("192.0.2.1", 7080))
+        self.assertEqual((stream2.remote_address, stream2.remote_port), ("192.0.2.2", 7082))
+        self.assertEqual((answer1.media[0].port, answer2.media[0].port), (40000, 40100))
+        self.assertNotEqual(answer1.origin.session_id, answer2.origin.session_id)
+        self.assertEqual(answer1.media[0].attributes, answer2.media[0].attributes)
+
+    def test_settings_are_part_of_the_plan(self):
+        """
+        The same offer answered by answerers with other codecs, ptime and
+        rtcp settings gets each its own answer, not the first one's.
+        """
+        offer = parse(LINPHONE_OFFER.replace(b"a=rtcp-fb:* trr-int 1000\r\n",
+                                             b"a=rtcp-fb:* trr-int 1000\r\na=rtcp-mux\r\n"))
+        plain = OfferAnswer("203.0.113.5", 40000, [PCMU, PCMA], random=random.Random(1))
+        other = OfferAnswer("203.0.113.5", 40000, [PCMA], ptime=30, rtcp_port=40009,
+                            rtcp_mux=False, random=random.Random(1))
+        slower = OfferAnswer("203.0.113.5", 40000, [PCMU, PCMA], ptime=30, rtcp_port=40009,
+                             random=random.Random(1))
+        a1, s1 = plain.answer(offer)
+        a2, s2 = other.answer(offer)
+        a3, s3 = slower.answer(offer)
+        self.assertEqual(a3.media[0].formats, ("0", "8"))
+        self.assertEqual(a3.media[0].get_attribute("ptime"), "30")
+        self.assertEqual(a3.media[0].get_attribute("rtcp"), "40009")
+        self.assertEqual((a1.media[0].rtcp_mux, a2.media[0].rtcp_mux, a3.media[0].rtcp_mux),
+                         (True, False, True))
+        self.assertEqual(a1.media[0].formats, ("0", "8"))
+        self.assertEqual(a2.media[0].formats, ("8",))
+        self.assertEqual(a2.media[0].get_attribute("ptime"), "30")
+        self.assertEqual(a2.media[0].get_attribute("rtcp"), "40009")
+        self.assertIsNone(a1.media[0].get_attribute("rtcp"))
+        self.assertEqual((s1.send_codec, s2.send_codec), ("PCMU", "PCMA"))
+
+    def test_hand_built_pairs_as_lists(self):
+        """
+        A description built by hand with its attribute pairs as lists (not
+        hashable, so not cached) is still answered and written.
+        """
+        from rvoip_twisted.sdp import Connection, Origin
+
+        media = MediaDescription("audio", 5004, "RTP/AVP", ("0",),
+                                 attributes=(["rtpmap", "0 PCMU/8000"], ["ptime", "20"]))
+        offer = SessionDescription(Origin("-", "1", 1), connection=Connection("192.0.2.9"),
+                                   media=(media,), attributes=(["tool", "x"],))
+        self.assertIn(b"a=tool:x\r\n", offer.serialize())
+        answer, stream = answerer().answer(offer)
+        self.assertEqual((stream.send_codec, stream.remote_port), ("PCMU", 5004))
+        self.assertIn(b"a=rtpmap:0 PCMU/8000\r\n", answer.serialize())
+
+    def test_unhashable_duck_typed_codec(self):
+        """
+        A duck-typed codec whose fmtp is not hashable is negotiated too.
+        """
+        class Codec:
+            name, clock_rate, payload_type, channels = "PCMU", 8000, 0, 1
+            fmtp = ["a", "list"]
+
+        answer, stream = OfferAnswer("203.0.113.5", 40000, [Codec()]).answer(LINPHONE_OFFER)
+        self.assertEqual(stream.send_codec, "PCMU")
+
+    def test_malformed_section_every_time(self):
+        """
+        A malformed line in an m= section is refused on every parse (errors
+        are not kept).
+        """
+        bad = LINPHONE_OFFER.replace(b"a=rtcp-fb", b"9=rtcp-fb")
+        for _ in range(2):
+            self.assertRaises(SdpParseError, parse, bad)

@@ -147,6 +147,7 @@ class NegotiatedStream:
         return _RECVS[self.direction]
 
 
+@functools.lru_cache(maxsize=256)
 def _usable_address(host):
     """C{host} if it is an IP address we can send to, else C{None}."""
     for family in (socket.AF_INET, socket.AF_INET6):
@@ -160,16 +161,105 @@ def _usable_address(host):
     return None  # a hostname: the media layer resolves nothing
 
 
-def _matches(spec, rtpmap):
+#: the c= of our descriptions: one immutable value per address, shared.
+_connection_for = functools.lru_cache(maxsize=64)(Connection.for_address)
+
+
+def _codec_key(codecs):
+    """What of our codecs an answer depends on, hashable (codecs are duck-typed)."""
+    return tuple([(c.name, c.clock_rate, c.channels, c.fmtp) for c in codecs])
+
+
+def _section_attributes(entries, ptime, rtcp_port, rtcp_mux):
+    """
+    The attributes of an audio section of ours, but its direction.
+    entries: [(payload_type, name, clock_rate, channels, fmtp)] in order.
+    """
+    attributes = []
+    for pt, name, rate, channels, _ in entries:
+        rtpmap = "%d %s/%d" % (pt, name, rate)
+        if (channels or 1) != 1:
+            rtpmap += "/%d" % (channels,)
+        attributes.append(("rtpmap", rtpmap))
+    for pt, _, _, _, fmtp in entries:
+        if fmtp:
+            attributes.append(("fmtp", "%d %s" % (pt, fmtp)))
+    attributes.append(("ptime", str(ptime)))
+    if rtcp_port is not None:
+        attributes.append(("rtcp", str(rtcp_port)))
+    if rtcp_mux:
+        attributes.append(("rtcp-mux", None))
+    return attributes
+
+
+def _selection(media, codecs):
+    """
+    Intersect C{media}'s payload types with C{codecs} (a L{_codec_key}), in
+    C{media}'s order: (audio, dtmf), each a tuple of (payload type, index
+    in C{codecs}, L{RtpMap}).
+    """
+    rtpmaps = media.rtpmaps()
+    audio, dtmf = [], []
+    for pt in media.payload_types:
+        rtpmap = rtpmaps.get(pt)
+        if rtpmap is None:
+            continue
+        encoding = rtpmap.encoding.lower()
+        for index, (name, rate, channels, _) in enumerate(codecs):
+            if (name.lower() == encoding and rate == rtpmap.clock_rate
+                    and (channels or 1) == rtpmap.channels):
+                if encoding == TELEPHONE_EVENT:
+                    dtmf.append((pt, index, rtpmap))
+                else:
+                    audio.append((pt, index, rtpmap))
+                break
+    if audio:
+        rate = audio[0][2].clock_rate
+        dtmf = [entry for entry in dtmf if entry[2].clock_rate == rate]
+    return tuple(audio), tuple(dtmf)
+
+
+@functools.lru_cache(maxsize=256)
+def _answer_plan(formats, attributes, codecs, ptime, rtcp_port, rtcp_mux):
+    """
+    What an offered audio section's formats and attributes make of our
+    C{codecs} (a L{_codec_key}) and settings: everything of the answer that
+    does not depend on the offer's address, port and direction.  A UA's
+    offers differ from call to call in those, hardly ever in the rest (its
+    codecs, ptime, rtcp-mux): that is worked out once.  C{None} when no
+    codec is common.
+    """
+    media = MediaDescription("audio", 0, "RTP/AVP", formats, attributes=attributes)
+    audio, dtmf = _selection(media, codecs)
+    if not audio:
+        return None
+    fmtps = media.fmtps()
+    rtcp_mux = rtcp_mux and media.rtcp_mux
+    entries = [(pt,) + codecs[index][:3] + (fmtps.get(pt, codecs[index][3]),)
+               for pt, index, _ in audio + dtmf]
     return (
-        spec.name.lower() == rtpmap.encoding.lower()
-        and spec.clock_rate == rtpmap.clock_rate
-        and (spec.channels or 1) == rtpmap.channels
+        audio,
+        dtmf,
+        tuple([str(entry[0]) for entry in entries]),
+        tuple(_section_attributes(entries, ptime, rtcp_port, rtcp_mux)),
+        rtcp_mux,
+        _send_ptime(media.ptime, ptime),
+        media.rtcp,
     )
 
 
-#: the c= of our descriptions: one immutable value per address, shared.
-_connection_for = functools.lru_cache(maxsize=64)(Connection.for_address)
+def _plan_answer(media, codecs, ptime, rtcp_port, rtcp_mux):
+    """L{_answer_plan} for C{media}."""
+    try:
+        return _answer_plan(media.formats, media.attributes, codecs, ptime, rtcp_port, rtcp_mux)
+    except TypeError:       # a description built with lists for pairs: not hashable
+        return _answer_plan.__wrapped__(
+            media.formats, media.attributes, codecs, ptime, rtcp_port, rtcp_mux)
+
+
+def _send_ptime(offered, ours):
+    """The peer's a=ptime if it is one we can send (10-120 ms, whole 10s), else ours."""
+    return offered if offered and 10 <= offered <= 120 and offered % 10 == 0 else ours
 
 
 class OfferAnswer:
@@ -197,11 +287,14 @@ class OfferAnswer:
     ):
         self.address = address
         self.port = port
-        self.codecs = list(codecs)
-        if not any(c.name.lower() != TELEPHONE_EVENT for c in self.codecs):
+        self.codecs = tuple(codecs)
+        self._codecs_key = _codec_key(self.codecs)
+        if not any(key[0].lower() != TELEPHONE_EVENT for key in self._codecs_key):
             raise ValueError("at least one audio codec is needed")
         self.ptime = ptime
         self.rtcp_port = rtcp_port if rtcp_port is not None else port + 1
+        # the a=rtcp we write: none for the usual port + 1
+        self._rtcp_attribute = None if self.rtcp_port == port + 1 else self.rtcp_port
         self.rtcp_mux = rtcp_mux
         self.username = username
         # getrandbits: randrange's argument checks cost more than the draw.
@@ -260,20 +353,9 @@ class OfferAnswer:
         """
         entries: [(payload_type, spec, fmtp)] in order.
         """
-        attributes = []
-        for pt, spec, _ in entries:
-            rtpmap = "%d %s/%d" % (pt, spec.name, spec.clock_rate)
-            if (spec.channels or 1) != 1:
-                rtpmap += "/%d" % (spec.channels,)
-            attributes.append(("rtpmap", rtpmap))
-        for pt, spec, fmtp in entries:
-            if fmtp:
-                attributes.append(("fmtp", "%d %s" % (pt, fmtp)))
-        attributes.append(("ptime", str(self.ptime)))
-        if self.rtcp_port != self.port + 1:
-            attributes.append(("rtcp", str(self.rtcp_port)))
-        if rtcp_mux:
-            attributes.append(("rtcp-mux", None))
+        attributes = _section_attributes(
+            [(pt, spec.name, spec.clock_rate, spec.channels, fmtp) for pt, spec, fmtp in entries],
+            self.ptime, self._rtcp_attribute, rtcp_mux)
         attributes.append((direction, None))
         return MediaDescription(
             "audio", self.port, proto, tuple([str(pt) for pt, _, _ in entries]),
@@ -309,29 +391,6 @@ class OfferAnswer:
 
     # -- answering -----------------------------------------------------------
 
-    def _select(self, media, pt_source):
-        """
-        Intersect C{media}'s payload types with our codecs, in C{media}'s
-        order.  Return (audio [(pt, spec, rtpmap)], dtmf [(pt, spec, rtpmap)]).
-        """
-        rtpmaps = media.rtpmaps()
-        audio, dtmf = [], []
-        for pt in media.payload_types:
-            rtpmap = rtpmaps.get(pt)
-            if rtpmap is None:
-                continue
-            for spec in pt_source:
-                if _matches(spec, rtpmap):
-                    if spec.name.lower() == TELEPHONE_EVENT:
-                        dtmf.append((pt, spec, rtpmap))
-                    else:
-                        audio.append((pt, spec, rtpmap))
-                    break
-        if audio:
-            rate = audio[0][2].clock_rate
-            dtmf = [entry for entry in dtmf if entry[2].clock_rate == rate]
-        return audio, dtmf
-
     def _remote_state(self, description, media):
         """
         (address or None, remote direction, remote_hold) for a stream.
@@ -346,27 +405,30 @@ class OfferAnswer:
         address = _usable_address(connection.host) if connection is not None else None
         return address, direction, not _RECVS[direction]
 
-    def _stream(self, description, media, index, audio, dtmf, our_direction, receive, rtcp_mux,
-                remote=None):
-        address, _, remote_hold = remote or self._remote_state(description, media)
-        ptime = media.ptime if media.ptime and 10 <= media.ptime <= 120 and media.ptime % 10 == 0 else self.ptime
+    def _stream(self, media, index, audio, dtmf, our_direction, receive, rtcp_mux, remote,
+                ptime, rtcp):
+        """
+        The L{NegotiatedStream}: audio and dtmf from L{_selection}; remote
+        from L{_remote_state}; ptime to send; rtcp, C{media}'s a=rtcp.
+        """
+        address, _, remote_hold = remote
         if address is None:
             remote_rtcp = None
         elif rtcp_mux:
             remote_rtcp = (address, media.port)
-        elif media.rtcp is not None:
-            port, rtcp_address = media.rtcp
+        elif rtcp is not None:
+            port, rtcp_address = rtcp
             remote_rtcp = (_usable_address(rtcp_address) or address if rtcp_address else address, port)
         else:
             remote_rtcp = (address, media.port + 1)
-        pt, spec, rtpmap = audio[0]
+        pt, codec, rtpmap = audio[0]
         return NegotiatedStream(
             remote_address=address,
             remote_port=media.port,
             remote_rtcp=remote_rtcp,
             rtcp_mux=rtcp_mux,
             send_payload_type=pt,
-            send_codec=spec.name,
+            send_codec=self.codecs[codec].name,
             clock_rate=rtpmap.clock_rate,
             receive_payload_types=receive,
             send_dtmf_payload_type=dtmf[0][0] if dtmf else None,
@@ -401,19 +463,21 @@ class OfferAnswer:
                 and media.port != 0
                 and media.proto.upper() in ACCEPTED_PROTOCOLS
             ):
-                audio, dtmf = self._select(media, self.codecs)
-                if audio:
+                plan = _plan_answer(media, self._codecs_key, self.ptime, self._rtcp_attribute,
+                                    self.rtcp_mux)
+                if plan is not None:
+                    audio, dtmf, formats, attributes, rtcp_mux, ptime, rtcp = plan
                     remote = self._remote_state(offer, media)
                     direction = intersect_directions(self.direction, reverse_direction(remote[1]))
-                    rtcp_mux = self.rtcp_mux and media.rtcp_mux
-                    fmtps = media.fmtps()
-                    entries = [(pt, spec, fmtps.get(pt, spec.fmtp)) for pt, spec, _ in audio + dtmf]
-                    section = self._audio_section(direction, entries, media.proto, rtcp_mux)
-                    receive = {pt: spec.name for pt, spec, _ in audio}
-                    negotiated = self._stream(offer, media, index, audio, dtmf, direction, receive,
-                                              rtcp_mux, remote)
+                    section = MediaDescription("audio", self.port, media.proto, formats, None,
+                                               None, attributes + ((direction, None),))
+                    codecs = self.codecs
+                    receive = {pt: codecs[i].name for pt, i, _ in audio}
+                    negotiated = self._stream(media, index, audio, dtmf, direction, receive,
+                                              rtcp_mux, remote, ptime, rtcp)
                     self._audio_index = index
-                    for pt, spec, _ in audio + dtmf:
+                    for pt, i, _ in audio + dtmf:
+                        spec = codecs[i]
                         self._pt_by_name[spec.name.lower(), spec.clock_rate] = pt
             if section is None:
                 section = MediaDescription(
@@ -449,20 +513,23 @@ class OfferAnswer:
         media = answer.media[index]
         if media.port == 0 or media.media != "audio":
             raise SdpNegotiationError("the answer rejected the audio stream")
-        audio, dtmf = self._select(media, self.codecs)
+        audio, dtmf = _selection(media, self._codecs_key)
         if not audio:
             raise SdpNegotiationError("the answer has no codec we offered")
-        _, remote_direction, _ = self._remote_state(answer, media)
-        direction = intersect_directions(self.direction, reverse_direction(remote_direction))
+        remote = self._remote_state(answer, media)
+        direction = intersect_directions(self.direction, reverse_direction(remote[1]))
         offered = offer.media[index]
         rtcp_mux = self.rtcp_mux and offered.rtcp_mux and media.rtcp_mux
         receive = {}
-        for pt, spec, _ in audio:
+        codecs = self.codecs
+        for pt, i, _ in audio:
+            spec = codecs[i]
             receive[self._local_pt(spec)] = spec.name
             receive.setdefault(pt, spec.name)
-        negotiated = self._stream(answer, media, index, audio, dtmf, direction, receive, rtcp_mux)
+        negotiated = self._stream(media, index, audio, dtmf, direction, receive, rtcp_mux, remote,
+                                  _send_ptime(media.ptime, self.ptime), media.rtcp)
         if dtmf:
-            ours = self._local_pt(dtmf[0][1])
+            ours = self._local_pt(codecs[dtmf[0][1]])
             negotiated = attrs.evolve(
                 negotiated,
                 receive_dtmf_payload_types=negotiated.receive_dtmf_payload_types | {ours},
