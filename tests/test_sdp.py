@@ -685,3 +685,24 @@ class RepeatedOfferTests(SynchronousTestCase):
         bad = LINPHONE_OFFER.replace(b"a=rtcp-fb", b"9=rtcp-fb")
         for _ in range(2):
             self.assertRaises(SdpParseError, parse, bad)
+
+    def test_large_sections_not_kept(self):
+        """
+        A section with lines after its m= line longer than the parser keeps,
+        or more attributes than the answerer keeps a plan for, is parsed and
+        answered as any other, and nothing of it is kept.
+        """
+        from rvoip_twisted.sdp import model, negotiate
+
+        self.clear()
+        extra = b"".join(b"a=x-filler:%d %s\r\n" % (i, b"y" * 40) for i in range(70))
+        offer = LINPHONE_OFFER.replace(b"a=rtcp-fb", extra + b"a=rtcp-fb")
+        self.assertGreater(len(extra), model._SECTION_WIDTH)
+        sdp = parse(offer)
+        self.assertEqual(len(sdp.media[0].attributes), 9 + 70)
+        answer, stream = answerer().answer(offer)
+        self.assertEqual(answer.media[0].formats, ("0", "8", "100"))
+        self.assertEqual(stream.send_codec, "PCMU")
+        # only the video section's lines were kept, and no plan
+        self.assertEqual(model._parse_section_body.cache_info().currsize, 1)
+        self.assertEqual(negotiate._answer_plan.cache_info().currsize, 0)
