@@ -706,3 +706,12 @@ class RepeatedOfferTests(SynchronousTestCase):
         # only the video section's lines were kept, and no plan
         self.assertEqual(model._parse_section_body.cache_info().currsize, 1)
         self.assertEqual(negotiate._answer_plan.cache_info().currsize, 0)
+
+    def test_codecs_fixed(self):
+        """
+        An answerer's codecs are a tuple fixed at construction (its plans
+        are keyed by them): they cannot be replaced afterwards.
+        """
+        oa = answerer()
+        self.assertEqual(oa.codecs, tuple(CODECS))
+        self.assertRaises(AttributeError, setattr, oa, "codecs", [PCMA])

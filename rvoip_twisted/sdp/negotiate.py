@@ -283,6 +283,11 @@ class OfferAnswer:
     @ivar pending_offer: the offer we sent and await an answer for.
     """
 
+    @property
+    def codecs(self):
+        """Our codecs in preference order (a tuple, fixed at construction)."""
+        return self._codecs
+
     def __init__(
         self,
         address,
@@ -298,8 +303,8 @@ class OfferAnswer:
     ):
         self.address = address
         self.port = port
-        self.codecs = tuple(codecs)
-        self._codecs_key = _codec_key(self.codecs)
+        self._codecs = tuple(codecs)
+        self._codecs_key = _codec_key(self._codecs)
         if not any(key[0].lower() != TELEPHONE_EVENT for key in self._codecs_key):
             raise ValueError("at least one audio codec is needed")
         self.ptime = ptime
@@ -439,7 +444,7 @@ class OfferAnswer:
             remote_rtcp=remote_rtcp,
             rtcp_mux=rtcp_mux,
             send_payload_type=pt,
-            send_codec=self.codecs[codec].name,
+            send_codec=self._codecs[codec].name,
             clock_rate=rtpmap.clock_rate,
             receive_payload_types=receive,
             send_dtmf_payload_type=dtmf[0][0] if dtmf else None,
@@ -482,7 +487,7 @@ class OfferAnswer:
                     direction = intersect_directions(self.direction, reverse_direction(remote[1]))
                     section = MediaDescription("audio", self.port, media.proto, formats, None,
                                                None, attributes + ((direction, None),))
-                    codecs = self.codecs
+                    codecs = self._codecs
                     receive = {pt: codecs[i].name for pt, i, _ in audio}
                     negotiated = self._stream(media, index, audio, dtmf, direction, receive,
                                               rtcp_mux, remote, ptime, rtcp)
@@ -532,7 +537,7 @@ class OfferAnswer:
         offered = offer.media[index]
         rtcp_mux = self.rtcp_mux and offered.rtcp_mux and media.rtcp_mux
         receive = {}
-        codecs = self.codecs
+        codecs = self._codecs
         for pt, i, _ in audio:
             spec = codecs[i]
             receive[self._local_pt(spec)] = spec.name
