@@ -715,3 +715,33 @@ class RepeatedOfferTests(SynchronousTestCase):
         oa = answerer()
         self.assertEqual(oa.codecs, tuple(CODECS))
         self.assertRaises(AttributeError, setattr, oa, "codecs", [PCMA])
+
+    def test_long_lines_not_kept(self):
+        """
+        Attribute and c= values longer than the caches keep are parsed (and
+        the address answered) each time, and not kept.
+        """
+        from rvoip_twisted.sdp import model, negotiate
+
+        def clear():
+            self.clear()
+            model._parse_attribute.cache_clear()
+            model._parse_connection.cache_clear()
+
+        clear()
+        parse(LINPHONE_OFFER)
+        short_attributes = model._parse_attribute.cache_info().currsize
+        clear()
+        long_value = "x" * 300
+        offer = (LINPHONE_OFFER.replace(b"a=rtcp-xr:", b"a=x-long:%s\r\na=rtcp-xr:"
+                                        % long_value.encode())
+                 .replace(b"c=IN IP4 192.0.2.10", b"c=IN IP4 %s" % (b"h" * 300,)))
+        for _ in range(2):
+            sdp = parse(offer)
+            self.assertEqual(sdp.get_attribute("x-long"), long_value)
+            self.assertEqual(sdp.connection.address, "h" * 300)
+            _, stream = answerer().answer(offer)
+            self.assertIsNone(stream.remote_address)
+        self.assertEqual(model._parse_attribute.cache_info().currsize, short_attributes)
+        self.assertEqual(model._parse_connection.cache_info().currsize, 0)
+        self.assertEqual(negotiate._usable_address.cache_info().currsize, 0)

@@ -17,6 +17,7 @@ C{with_*} helpers.
 """
 
 import functools
+from itertools import islice
 
 import attrs
 
@@ -85,7 +86,31 @@ class RtpMap:
             return None
 
 
-@functools.lru_cache(maxsize=512)
+def _text_cache(maxsize, width=256):
+    """
+    C{functools.lru_cache} for a function of one text that keeps results
+    only for texts up to C{width} characters: the texts that repeat from
+    offer to offer are short, and a peer's long ones (a message carries up
+    to 64 KB) would otherwise be kept, C{maxsize} of them.  Longer texts
+    are worked out each time.  C{cache_clear} and C{cache_info} as
+    C{lru_cache}'s.
+    """
+    def decorate(function):
+        cached = functools.lru_cache(maxsize=maxsize)(function)
+
+        @functools.wraps(function)
+        def lookup(text):
+            if len(text) <= width:
+                return cached(text)
+            return function(text)
+
+        lookup.cache_clear = cached.cache_clear
+        lookup.cache_info = cached.cache_info
+        return lookup
+    return decorate
+
+
+@_text_cache(maxsize=512)
 def _parse_rtpmap(value):
     # RtpMap values are immutable and the same few strings come in every
     # offer ("0 PCMU/8000", "101 telephone-event/8000"): parsed once.
@@ -431,13 +456,13 @@ class SessionDescription(_AttributesMixin):
 # An attribute's (name, value) and a Connection are immutable, and the same
 # few lines come in every offer of a UA (its rtpmaps, ptime and direction;
 # its address): each parsed once.
-@functools.lru_cache(maxsize=512)
+@_text_cache(maxsize=512)
 def _parse_attribute(value):
     name, sep, rest = value.partition(":")
     return (name, rest) if sep else (name, None)
 
 
-@functools.lru_cache(maxsize=512)
+@_text_cache(maxsize=512)
 def _parse_connection(value):
     parts = value.split()
     if len(parts) != 3:
@@ -465,11 +490,24 @@ def _lines(text):
     return [line for line in map(str.rstrip, text.split("\n")) if line]
 
 
-def _bad_line(line):
-    return line[1:2] != "=" or not ("a" <= line[0] <= "z")
+def _typed_lines(lines):
+    """
+    C{(type, value)} of each line, in turn; L{SdpParseError} at a line that
+    is not C{<letter>=...} (so the errors come in the lines' order).
+    """
+    for line in lines:
+        if line[1:2] != "=" or not ("a" <= line[0] <= "z"):
+            raise SdpParseError("malformed SDP line: %r" % (line[:40],))
+        yield line[0], line[2:]
 
 
-@functools.lru_cache(maxsize=256)
+#: The longest section body (the lines after the m= line) kept parsed: a
+#: phone's or trunk's is a few hundred characters.  Full, with bodies of
+#: this length, the cache holds about 3 MB (measured with tracemalloc).
+_SECTION_WIDTH = 2048
+
+
+@_text_cache(maxsize=256, width=_SECTION_WIDTH)
 def _parse_section_body(text):
     # The lines after an m= line, up to the next one: its c=, attributes and
     # other lines.  A UA sends the same ones in every offer (its codecs,
@@ -477,11 +515,7 @@ def _parse_section_body(text):
     connection = None
     attributes = []
     lines = []
-    for line in _lines(text):
-        if _bad_line(line):
-            raise SdpParseError("malformed SDP line: %r" % (line[:40],))
-        kind = line[0]
-        value = line[2:]
+    for kind, value in _typed_lines(_lines(text)):
         if kind == "a":
             attributes.append(_parse_attribute(value))
         elif kind == "c":
@@ -491,21 +525,12 @@ def _parse_section_body(text):
     return connection, tuple(attributes), tuple(lines)
 
 
-#: The longest section body (the lines after the m= line) kept parsed: a
-#: phone's or trunk's is a few hundred characters.  Full, with bodies of
-#: this length, the cache holds about 3 MB (measured with tracemalloc).
-_SECTION_WIDTH = 2048
-
-
 def _parse_section(text):
     # text: an m= section without its "m=" (the line's value, then the
     # section's other lines)
     value, _, body = text.partition("\n")
     media, port, proto, formats, count = _parse_media(value.rstrip())
-    if len(body) <= _SECTION_WIDTH:
-        connection, attributes, lines = _parse_section_body(body)
-    else:
-        connection, attributes, lines = _parse_section_body.__wrapped__(body)
+    connection, attributes, lines = _parse_section_body(body)
     return MediaDescription(media, port, proto, formats, count, connection, attributes, lines)
 
 
@@ -533,11 +558,7 @@ def parse(data):
     connection = None
     attributes = []
     other = []
-    for line in lines[1:]:
-        if _bad_line(line):
-            raise SdpParseError("malformed SDP line: %r" % (line[:40],))
-        kind = line[0]
-        value = line[2:]
+    for kind, value in _typed_lines(islice(lines, 1, None)):
         if kind == "a":
             attributes.append(_parse_attribute(value))
         elif kind == "o":

@@ -39,6 +39,7 @@ from .model import (
     Origin,
     SdpError,
     SessionDescription,
+    _text_cache,
     parse,
 )
 
@@ -147,7 +148,7 @@ class NegotiatedStream:
         return _RECVS[self.direction]
 
 
-@functools.lru_cache(maxsize=256)
+@_text_cache(maxsize=256)
 def _usable_address(host):
     """C{host} if it is an IP address we can send to, else C{None}."""
     for family in (socket.AF_INET, socket.AF_INET6):
