@@ -149,8 +149,9 @@ class RtpEndpoint:
             returning a Deferred or C{None} (see L{close}).
         """
         self.socket = sock
-        self.recvfrom = (_host_port_recvfrom(sock) if sock.family == socket.AF_INET6
-                         else sock.recvfrom)
+        # (socket.family makes an enum member on each read: read it once)
+        self._v6 = sock.family == socket.AF_INET6
+        self.recvfrom = _host_port_recvfrom(sock) if self._v6 else sock.recvfrom
         self.protocol = protocol
         self.local_port = local_port
         self._stop = stop
@@ -160,7 +161,7 @@ class RtpEndpoint:
 
     def _map(self, addr):
         # An IPv6 socket reaches IPv4 peers through mapped addresses.
-        if self.socket.family == socket.AF_INET6 and ":" not in addr[0]:
+        if self._v6 and ":" not in addr[0]:
             return ("::ffff:" + addr[0], addr[1])
         return addr
 
