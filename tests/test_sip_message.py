@@ -451,6 +451,20 @@ class ResponseTests(SynchronousTestCase):
             resp = req.response(200, to_tag="new")
             self.assertEqual(resp.get_all("To"), [expected])
 
+    def test_from_head_shared_params_own(self):
+        """Two requests whose From differs only in its tag get the display
+        name and URI the parser kept for that From (a value, shared), and
+        parameters of their own: changing one's leaves the other's."""
+        one = parse_message(INVITE)
+        two = parse_message(INVITE.replace(b";tag=1928301774", b";tag=other;x=1"))
+        self.assertIs(one.from_.uri, two.from_.uri)
+        self.assertEqual(one.from_.display, two.from_.display)
+        self.assertEqual(one.from_.params, {"tag": "1928301774"})
+        self.assertEqual(two.from_.params, {"tag": "other", "x": "1"})
+        one.from_.params["y"] = "2"
+        self.assertEqual(two.from_.params, {"tag": "other", "x": "1"})
+        self.assertEqual(parse_message(INVITE).from_.params, {"tag": "1928301774"})
+
     def test_100_no_tag_timestamp(self):
         """100 Trying gets no To tag and copies Timestamp."""
         resp = self.req.response(100, to_tag="x")

@@ -535,6 +535,37 @@ class NameAddr:
         """The NameAddr of a L{match} (or of the same form in L{parse})."""
         return cls.from_parts(m, m.group(_NAME_ADDR_PARAMS), m.string)
 
+    @staticmethod
+    def head_of(m):
+        """
+        C{(display, uri)} of a L{match}: what every value with the same
+        text up to its C{>} shares (a parser keeps it for that text, and
+        the URI, a value, is shared by the NameAddrs L{from_head} makes).
+        """
+        (quoted, display, utext, scheme, user, password, host, port,
+         uparams, _) = m.groups()
+        return (quoted or display,
+                uri_from_fast(scheme, user, password, host, port, uparams, utext))
+
+    @classmethod
+    def from_head(cls, head, ptext, text):
+        """
+        The NameAddr C{text} in the common form: C{head} is the L{head_of}
+        its part up to the C{>}, C{ptext} the parameters that follow
+        (C{""} or as L{_PARAMS_FAST_RE} accepts them).
+        """
+        na = _new_name_addr(cls)
+        na.display, na.uri = head
+        if not ptext:
+            na.params = {}
+        elif ptext.startswith(";tag=") and ptext.find(";", 5) < 0:
+            na.params = {"tag": ptext[5:]}      # (what _split_params makes of it)
+        else:
+            na.params = _split_params(ptext[1:])
+        na.star = False
+        na._text = text
+        return na
+
     @classmethod
     def from_parts(cls, m, ptext, text):
         """

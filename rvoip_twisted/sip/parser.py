@@ -271,6 +271,7 @@ def _request_line(start, headers):
 _new_message = object.__new__
 # NameAddr.match without the call: the common From/To form, or None.
 _match_name_addr = _NAME_ADDR_SIP_RE.match
+_head_of = NameAddr.head_of
 
 
 def _partial_request(start, headers):
@@ -381,41 +382,43 @@ def _check_name_addr(cache, index, name, key, match_key):
 
 def _name_addr_parts(value):
     """
-    C{(match, params, value)}, L{NameAddr.from_parts}' arguments, for a
+    C{(head, params, value)}, L{NameAddr.from_head}'s arguments, for a
     From or To C{value} in the common form (C{[display] <sip:...>} then
     parameters without whitespace or quotes); else C{None}.  The part up
-    to the C{>} is the same in every request of a UA, so its match is
-    kept (C{_name_addr_head_cache}); the parameters (a tag, new in each
-    dialog) are checked on their own.
+    to the C{>} is the same in every request of a UA, so what it parses to
+    (L{NameAddr.head_of}: the display name and the URI) is kept
+    (C{_name_addr_head_cache}); the parameters (a tag, new in each dialog)
+    are checked on their own.
     """
     # The usual value: a known head, then no parameter or a tag of letters
     # and digits (which the parameters' pattern would accept).
     head, tag, rest = value.partition(";tag=")
-    m = _name_addr_head_cache.get(head)
-    if m is not None:
+    parsed = _name_addr_head_cache.get(head)
+    if parsed is not None:
         if not tag:
-            return (m, "", value)
+            return (parsed, "", value)
         if rest.isalnum():
-            return (m, tag + rest, value)
+            return (parsed, tag + rest, value)
     # Any other: the head is what comes up to the last ">".
     gt = value.rfind(">")
     if gt < 0:
         return None
     gt += 1
     head = value[:gt] if gt < len(value) else value
-    m = _name_addr_head_cache.get(head)
-    if m is None:
+    parsed = _name_addr_head_cache.get(head)
+    if parsed is None:
         m = _match_name_addr(head)
         if m is None or m.group(_NAME_ADDR_PARAMS):
             # (a ">" in a parameter's value: left to NameAddr.parse)
             return None
-        _remember(_name_addr_head_cache, head, m)
+        parsed = _head_of(m)
+        _remember(_name_addr_head_cache, head, parsed)
     if head is value:
-        return (m, "", value)
+        return (parsed, "", value)
     params = value[gt:]
     if _PARAMS_FAST_RE.match(params) is None:
         return None
-    return (m, params, value)
+    return (parsed, params, value)
 
 
 #: Max-Forwards values as written -> the number (0 is checked the long way).
@@ -523,6 +526,8 @@ def parse_message(data, max_size=MAX_MESSAGE_SIZE):
         index = dict(headers)
         if len(index) == len(headers):
             dups = None
+            # (no name repeats: the message answers lookups from it)
+            msg._cache["index"] = index
             value = index.get("Content-Length")
             if value is None:
                 length = None
