@@ -51,7 +51,11 @@ class DialogError(SIPError):
 
 
 def _without_tag(name_addr):
-    params = {k: v for k, v in name_addr.params.items() if k != "tag"}
+    params = name_addr.params
+    if len(params) == 1 and "tag" in params:
+        params = {}         # (the usual From or To)
+    else:
+        params = {k: v for k, v in params.items() if k != "tag"}
     return NameAddr(name_addr.uri, name_addr.display, params)
 
 
@@ -176,20 +180,21 @@ class Dialog:
             raise DialogError("Missing Contact in " + request.method, 400)
         if local_cseq is None:
             local_cseq = random_below(UAS_CSEQ_RANGE)
+        # (positional: one dialog per incoming call)
         return cls(
-            call_id=request.call_id,
-            local_tag=local_tag,
-            remote_tag=request.from_tag or "",
-            local_party=_without_tag(request.to),
-            remote_party=_without_tag(request.from_),
-            local_cseq=local_cseq,
-            remote_cseq=request.cseq.seq,
-            route_set=request.record_routes,
-            remote_target=target,
-            local_contact=local_contact,
-            state=EARLY,
-            is_uac=False,
-            secure=request.uri is not None and request.uri.scheme == "sips",
+            request.call_id,                    # call_id
+            local_tag,                          # local_tag
+            request.from_tag or "",             # remote_tag
+            _without_tag(request.to),           # local_party
+            _without_tag(request.from_),        # remote_party
+            local_cseq,                         # local_cseq
+            request.cseq[0],                    # remote_cseq
+            request.record_routes,              # route_set
+            target,                             # remote_target
+            local_contact,                      # local_contact
+            EARLY,                              # state
+            False,                              # is_uac
+            request.uri is not None and request.uri.scheme == "sips",   # secure
         )
 
     @classmethod

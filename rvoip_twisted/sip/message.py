@@ -12,7 +12,7 @@ header drops the cache.
 from .errors import SIPParseError
 from .headers import (
     CANONICAL, CANONICAL_FAST, LIST_HEADERS, CSeq, NameAddr, Via,
-    _split_params, is_token, parse_int, split_list,
+    _remember, _split_params, is_token, parse_int, split_list,
 )
 from .ids import new_tag
 from .uri import URI, parse_uri
@@ -68,6 +68,10 @@ def _canonical(headers):
 #: a cache entry not computed yet (None is a value: no tag).
 _UNSET = object()
 
+#: Content-Type values (every SDP body's is the same) -> the media type
+#: (L{Message.content_type}), bounded by L{_remember}.
+_content_types = {}
+
 
 class Message:
     """
@@ -89,8 +93,9 @@ class Message:
         self.source = None
 
     def __getstate__(self):
-        # Build the views the parser left pending (match objects do not
-        # pickle) before copy or pickle takes the slots.
+        # Build the views the parser left pending before copy or pickle
+        # takes the slots: a copy carries its own From and To, not parts
+        # the parser shares between messages.
         c = self._cache
         if "from?" in c:
             self.from_
@@ -139,7 +144,12 @@ class Message:
         c = self._cache
         names = c.get("names")
         if names is None:
-            names = c["names"] = frozenset([name for name, _ in self.headers])
+            index = c.get("index")
+            if index is not None:
+                names = index.keys()
+            else:
+                names = frozenset([name for name, _ in self.headers])
+            c["names"] = names
         return names
 
     def has(self, name):
@@ -210,6 +220,12 @@ class Message:
     # -- structured views
 
     def _single(self, name):
+        # The parser leaves the message's index under "index" when no
+        # header name repeats (the usual message): kept until the headers
+        # change, as every cached view.
+        index = self._cache.get("index")
+        if index is not None:
+            return index.get(name)
         value = None
         for n, v in self.headers:
             if n == name:
@@ -243,14 +259,14 @@ class Message:
 
     def _name_addr(self, name, key):
         # The parser checks From and To and leaves the parts of the common
-        # form under "key?" (NameAddr.from_parts' arguments): the object is
+        # form under "key?" (NameAddr.from_head's arguments): the object is
         # built on use.
         c = self._cache
         value = c.get(key)
         if value is None:
             parts = c.pop(key + "?", None)
             if parts is not None:
-                value = NameAddr.from_parts(*parts)
+                value = NameAddr.from_head(*parts)
             else:
                 value = NameAddr.parse(self._required(name), name)
             c[key] = value
@@ -324,10 +340,20 @@ class Message:
         return vias[0]
 
     def _name_addrs(self, name, key):
+        # (name: a known header, stored canonical: compared as it is)
         c = self._cache
-        if key not in c:
-            c[key] = [NameAddr.parse(v, name) for v in self.get_all(name)]
-        return c[key]
+        value = c.get(key)
+        if value is None:
+            value = []
+            index = c.get("index")
+            for n, v in (self.headers if index is None or name in index else ()):
+                if n == name:
+                    if "," in v:
+                        value.extend([NameAddr.parse(item, name) for item in split_list(v)])
+                    else:
+                        value.append(NameAddr.parse(v, name))
+            c[key] = value
+        return value
 
     @property
     def contacts(self):
@@ -375,13 +401,17 @@ class Message:
             if value is None:
                 c["content-type"] = None
             else:
-                mtype = value.split(";", 1)[0].strip().lower()
-                main, slash, sub = mtype.partition("/")
-                main = main.strip()
-                sub = sub.strip()
-                if not slash or not is_token(main) or not is_token(sub):
-                    raise SIPParseError("Bad Content-Type header")
-                c["content-type"] = main + "/" + sub
+                mtype = _content_types.get(value)
+                if mtype is None:
+                    mtype = value.split(";", 1)[0].strip().lower()
+                    main, slash, sub = mtype.partition("/")
+                    main = main.strip()
+                    sub = sub.strip()
+                    if not slash or not is_token(main) or not is_token(sub):
+                        raise SIPParseError("Bad Content-Type header")
+                    mtype = main + "/" + sub
+                    _remember(_content_types, value, mtype)
+                c["content-type"] = mtype
         return c["content-type"]
 
     @property
