@@ -499,3 +499,106 @@ class ResponseTests(SynchronousTestCase):
         self.assertEqual(again.contact.uri.host, "h")
         self.assertEqual(again.body, b"v=0\r\n")
         self.assertEqual(again.to_tag, "t1")
+
+
+#: a request with no repeated header name: the parser leaves its index in
+#: the message, and the views answer from it.
+UNIQUE = (
+    b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"To: Bob <sip:bob@biloxi.example.com>\r\n"
+    b'From: "Alice" <sip:alice@atlanta.example.com>;tag=1928301774\r\n'
+    b"Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n"
+    b"CSeq: 314159 INVITE\r\n"
+    b"Contact: <sip:alice@pc33.atlanta.example.com;transport=UDP>;expires=60, \"X, Y\" <sip:x@y>\r\n"
+    b"Expires: 7200\r\n"
+    b"Content-Type: Application/SDP ;charset=utf-8\r\n"
+    b"Content-Length: 4\r\n"
+    b"\r\n"
+    b"v=0\n"
+)
+
+
+def _views(m):
+    """What a message's views say (errors by class and text)."""
+    out = {}
+    for name in ("header_names", "contacts", "routes", "record_routes", "content_type",
+                 "expires", "max_forwards", "content_length", "call_id", "cseq"):
+        try:
+            value = getattr(m, name)
+            value = value() if name == "header_names" else value
+            out[name] = (set(value) if name == "header_names"
+                         else [str(v) for v in value] if isinstance(value, list) else value)
+        except SIPParseError as e:
+            out[name] = ("error", e.reason)
+    return out
+
+
+class IndexedMessageTests(SynchronousTestCase):
+    """The views of a parsed message whose header names are all different
+    answer from the parser's index, and say what the general code says."""
+
+    def parse(self, data=UNIQUE, index=True):
+        m = parse_message(data)
+        self.assertIn("index", m._cache)
+        if not index:
+            m._cache.clear()
+        return m
+
+    def test_same_as_without_index(self):
+        """Every view, with and without the index, for the message as
+        received and after each kind of change."""
+        changes = [
+            lambda m: None,
+            lambda m: m.add("Record-Route", "<sip:rr.example.com;lr>"),
+            lambda m: m.add("Route", "<sip:p1.example.com;lr>"),
+            lambda m: m.remove("Contact"),
+            lambda m: m.set("Content-Type", "text/plain"),
+            lambda m: m.add("Content-Type", "application/sdp"),   # two: an error
+            lambda m: m.insert("Expires", "30"),
+            lambda m: m.set("Max-Forwards", "9"),
+        ]
+        for change in changes:
+            with_index = self.parse()
+            change(with_index)
+            without = self.parse(index=False)
+            change(without)
+            self.assertEqual(_views(with_index), _views(without))
+
+    def test_changes_seen(self):
+        """A header added or removed after the parse is seen by the views
+        (the index goes with the other cached views)."""
+        m = self.parse()
+        self.assertEqual(m.record_routes, [])
+        self.assertNotIn("Record-Route", m.header_names())
+        m.add("Record-Route", "<sip:rr.example.com;lr>")
+        self.assertIn("Record-Route", m.header_names())
+        self.assertEqual([str(r) for r in m.record_routes], ["<sip:rr.example.com;lr>"])
+        m.remove("Contact")
+        self.assertEqual(m.contacts, [])
+        self.assertEqual(self.parse().content_type, "application/sdp")
+
+    def test_bad_content_type_each_time(self):
+        """A malformed Content-Type is refused on every message (only good
+        ones are kept)."""
+        bad = UNIQUE.replace(b"Application/SDP ;charset=utf-8", b"application")
+        for _ in range(2):
+            m = parse_message(bad)
+            self.assertRaises(SIPParseError, lambda: m.content_type)
+            self.assertRaises(SIPParseError, m.validate)
+
+    def test_response_copies(self):
+        """A response to it copies Via, From, To, Call-ID and CSeq in the
+        request's order, as for a request whose names repeat, and tags a To
+        without parameters."""
+        for index in (True, False):
+            req = self.parse(index=index)
+            resp = req.response(200, to_tag="t1")
+            self.assertEqual([n for n, _ in resp.headers],
+                             ["Via", "To", "From", "Call-ID", "CSeq"])
+            self.assertEqual(resp.get("To"), "Bob <sip:bob@biloxi.example.com>;tag=t1")
+        req = parse_message(UNIQUE.replace(b"Bob <sip:bob@biloxi.example.com>",
+                                           b"Bob <sip:bob@biloxi.example.com>;tag"))
+        self.assertEqual(req.response(200, to_tag="t1").get("To"),
+                         "Bob <sip:bob@biloxi.example.com>;tag")

@@ -45,6 +45,7 @@ REASONS = {
 
 #: headers a response copies from its request (RFC 3261 8.2.6.2).
 _COPIED = ("Via", "From", "To", "Call-ID", "CSeq")
+_COPIED_SET = frozenset(_COPIED)
 
 
 _KNOWN_NAMES = frozenset(CANONICAL.values())
@@ -468,6 +469,16 @@ class Message:
         dropped), or last when there was none.
         """
         body = self.body
+        # The usual message, one we build, has no Content-Length header:
+        # its text is joined once from the parts, no string made per header.
+        parts = [self._start_line()]
+        for n, v in self.headers:
+            if n == "Content-Length":
+                break
+            parts += ("\r\n", n, ": ", v)
+        else:
+            parts.append("\r\nContent-Length: %d\r\n\r\n" % (len(body),))
+            return "".join(parts).encode(ENCODING, ERRORS) + body
         length = "Content-Length: %d" % (len(body),)
         lines = [self._start_line()]
         append = lines.append
@@ -516,21 +527,32 @@ class Request(Message):
         To if To has no tag (a fresh random tag when C{to_tag} is None, as
         8.2.6.2 requires).
         """
-        hdrs = []
-        seen = set()
-        for n, v in self.headers:
-            if n == "Via":
-                hdrs.append((n, v))
-            elif n in _COPIED and n not in seen:
-                # One of each: a repeated (identical) To must not come
-                # out as a tagged and an untagged To.
-                seen.add(n)
-                hdrs.append((n, v))
+        c = self._cache
+        if "index" in c:
+            # no header name repeats (see _single): one of each already
+            hdrs = [pair for pair in self.headers if pair[0] in _COPIED_SET]
+        else:
+            hdrs = []
+            seen = set()
+            for n, v in self.headers:
+                if n == "Via":
+                    hdrs.append((n, v))
+                elif n in _COPIED and n not in seen:
+                    # One of each: a repeated (identical) To must not come
+                    # out as a tagged and an untagged To.
+                    seen.add(n)
+                    hdrs.append((n, v))
         if status > 100:
             try:
                 # (the tag read alone when there is one, as for a BYE's
-                # 200: the To object is not built for it)
-                has_tag = self.to_tag is not None or "tag" in self.to.params
+                # 200: the To object is not built for it; nor for a To
+                # the parser found without parameters)
+                if self.to_tag is not None:
+                    has_tag = True
+                else:
+                    parts = c.get("to?")
+                    has_tag = (bool(parts[1]) and "tag" in self.to.params
+                               if parts is not None else "tag" in self.to.params)
             except SIPParseError:
                 # A partial request's To may be unparsable: copy it as is.
                 has_tag = True
