@@ -171,6 +171,25 @@ def _codec_key(codecs):
     return tuple([(c.name, c.clock_rate, c.channels, c.fmtp) for c in codecs])
 
 
+#: (codecs tuple, its key) of the last OfferAnswer made: the sessions of a
+#: media manager all get its one tuple, so their key is made once.  Codecs
+#: are values (L{Codec} is frozen), as the key already assumes.
+_last_codecs = (None, None)
+
+
+def _codecs_key(codecs):
+    """L{_codec_key} of a tuple of codecs; C{ValueError} without an audio codec."""
+    global _last_codecs
+    last, key = _last_codecs
+    if codecs is last:
+        return key
+    key = _codec_key(codecs)
+    if not any(k[0].lower() != TELEPHONE_EVENT for k in key):
+        raise ValueError("at least one audio codec is needed")
+    _last_codecs = (codecs, key)
+    return key
+
+
 def _section_attributes(entries, ptime, rtcp_port, rtcp_mux):
     """
     The attributes of an audio section of ours, but its direction.
@@ -304,10 +323,8 @@ class OfferAnswer:
     ):
         self.address = address
         self.port = port
-        self._codecs = tuple(codecs)
-        self._codecs_key = _codec_key(self._codecs)
-        if not any(key[0].lower() != TELEPHONE_EVENT for key in self._codecs_key):
-            raise ValueError("at least one audio codec is needed")
+        self._codecs = codecs = tuple(codecs)
+        self._codecs_key = _codecs_key(codecs)
         self.ptime = ptime
         self.rtcp_port = rtcp_port if rtcp_port is not None else port + 1
         # the a=rtcp we write: none for the usual port + 1

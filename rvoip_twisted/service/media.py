@@ -967,7 +967,8 @@ class MediaManager(Service):
         self.ptime = ptime
         self.jitter_depth = jitter_depth
         self.registry = registry
-        self.codec_preferences = registry.preferences(codecs)
+        # (one tuple for every session: see negotiate._codecs_key)
+        self.codec_preferences = tuple(registry.preferences(codecs))
         self.rtp_listener = rtp_listener if rtp_listener is not None else default_listener(reactor)
         self._random = random if random is not None else _random.Random()
         self._free = collections.deque(range(low, high, 2))  # RTP ports; RTCP = +1 <= high
