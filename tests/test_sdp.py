@@ -4,6 +4,8 @@ Tests for L{rvoip_twisted.sdp}: the model and RFC 3264 offer/answer.
 
 import random
 
+from hypothesis import given, settings, strategies as st
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from rvoip_twisted.media.codecs import PCMA, PCMU, TELEPHONE_EVENT
@@ -745,3 +747,73 @@ class RepeatedOfferTests(SynchronousTestCase):
         self.assertEqual(model._parse_attribute.cache_info().currsize, short_attributes)
         self.assertEqual(model._parse_connection.cache_info().currsize, 0)
         self.assertEqual(negotiate._usable_address.cache_info().currsize, 0)
+
+
+def _sdp_outcome(data):
+    """What parse() makes of data: the description's repr, or the error."""
+    from rvoip_twisted.sdp.model import SdpParseError, parse
+    try:
+        return repr(parse(data))
+    except SdpParseError as e:
+        return ("error", str(e))
+
+
+#: session-level lines in the usual order, each the usual spelling or a near
+#: miss (spacing, line ends, whitespace Python counts as such, a bad value),
+#: sometimes with a line missing, added or moved.
+def _line(good, bad):
+    """A line's choices: two times in three one that the fast way takes."""
+    return st.one_of(st.sampled_from(good), st.sampled_from(good), st.sampled_from(bad))
+
+
+_HEADS = st.tuples(
+    _line(["v=0\r\n", "v=0\n"], ["v=1\r\n", " v=0\r\n", "v=0 \r\n", "\r\nv=0\r\n", ""]),
+    _line(["o=- 3958120731 3958120731 IN IP4 192.0.2.10\r\n",
+           "o=user1 53655765 2353687637 IN IP4 ::1\n"],
+          ["o=- 1 1  IN IP4 h\r\n", "o=- 1 x IN IP4 h\r\n", "o=- 1 1 IN IP4\r\n",
+           "o=-\t1 1 IN IP4 h\r\n", "o=- 1 \u0663 IN IP4 h\r\n", "o=- 1 1 IN IP4 h\x1c\r\n",
+           "o=- 1 1 IN IP4 h \r\n", "o=- 1 1 IN IP4 h x\r\n", ""]),
+    _line(["s=-\r\n", "s=softphone call\r\n", "s=a\x0bb\n"],
+          ["s= x\r\n", "s=x \r\n", "s=\r\n", "s=a\rb\r\n", "s=\xa0x\r\n", "s=x\u2028\r\n",
+           ""]),
+    _line(["c=IN IP4 192.0.2.10\r\n", "c=IN IP6 ::1\n", ""],
+          ["c=IN IP4\r\n", "c= IN IP4 h\r\n", "c=IN  IP4 h\r\n", "c=IN IP4 h\t\r\n"]),
+    _line(["t=0 0\r\n", "t=0 0", "t=0 0\r", "t=3958120731 0\n"],
+          ["t=0 0 \r\n", "t=0 0\r\n\r\n", "t=\r\n", ""]),
+    _line([""], ["b=AS:64\r\n", "a=sendrecv\r\n", "i=info\r\n", "X=1\r\n", "o\r\n",
+                 "c=IN IP4 10.0.0.9\r\n"]),
+).map("".join)
+
+_SECTIONS = st.sampled_from([
+    "", "m=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+    "m=audio 4000 RTP/AVP 0\nc=IN IP4 10.0.0.1\n", "m=audio x RTP/AVP 0\r\n",
+    "m=audio 4000 RTP/AVP 0\r\nm=video 0 RTP/AVP 31\r\n",
+])
+
+
+class HeadFastPathTests(SynchronousTestCase):
+    """parse() reads the usual session-level lines in one match: it gives
+    what the line-by-line way gives, or the same error."""
+
+    @settings(max_examples=600, deadline=None, derandomize=True, database=None)
+    @given(st.tuples(_HEADS, _SECTIONS))
+    def test_same_as_general(self, parts):
+        from rvoip_twisted.sdp import model
+        data = "".join(parts)
+        for body in (data, data.encode("utf-8", "surrogateescape")):
+            fast = _sdp_outcome(body)
+            self.patch(model, "_fast_head", False)
+            general = _sdp_outcome(body)
+            self.patch(model, "_fast_head", True)
+            self.assertEqual(fast, general, data)
+
+    def test_usual_head_taken(self):
+        """The heads of the offers in the tests and of SIPp go the fast way
+        (one match), so the comparison above covers them."""
+        from rvoip_twisted.sdp import model
+        for head in ("v=0\r\no=- 3958120731 3958120731 IN IP4 192.0.2.10\r\ns=softphone\r\n"
+                     "c=IN IP4 192.0.2.10\r\nt=0 0\r",
+                     "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n"
+                     "c=IN IP4 127.0.0.1\r\nt=0 0\r",
+                     "v=0\no=- 1 1 IN IP6 ::1\ns=-\nt=0 0\n"):
+            self.assertIsNotNone(model._match_head(head), head)

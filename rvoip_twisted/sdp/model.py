@@ -17,6 +17,7 @@ C{with_*} helpers.
 """
 
 import functools
+import re
 from itertools import islice
 
 import attrs
@@ -534,6 +535,23 @@ def _parse_section(text):
     return MediaDescription(media, port, proto, formats, count, connection, attributes, lines)
 
 
+#: (tests switch the head's fast path off to compare it with the general way)
+_fast_head = True
+
+#: The session-level lines as almost every UA writes them: v=0, o=, s=, an
+#: optional c=, t=, each value without leading or trailing whitespace and
+#: o='s fields one space apart.  Matched at once instead of split and
+#: dispatched line by line, with the same result (\\S is what str.split and
+#: str.rstrip do not take for whitespace); any other head, the general way.
+_HEAD_RE = re.compile(
+    r"v=0\r?\n"
+    r"o=(\S+) (\S+) ([0-9]+) (\S+) (\S+) (\S+)\r?\n"
+    r"s=(\S(?:[^\r\n]*\S)?)\r?\n"
+    r"(?:c=(\S(?:[^\r\n]*\S)?)\r?\n)?"
+    r"t=(\S(?:[^\r\n]*\S)?)\r?\n?\Z")
+_match_head = _HEAD_RE.match
+
+
 def parse(data):
     """
     Parse an SDP body (bytes or str) into a L{SessionDescription}.
@@ -546,6 +564,16 @@ def parse(data):
     # The session-level lines, then one text per m= section (a line that
     # starts with "m=" starts one).
     head, *sections = data.split("\nm=")
+    m = _match_head(head) if _fast_head else None
+    if m is not None:
+        (username, session_id, session_version, nettype, addrtype, address, session_name,
+         connection, timing) = m.groups()
+        origin = Origin(username, session_id, int(session_version), nettype, addrtype, address)
+        if connection is not None:
+            connection = _parse_connection(connection)
+        media = tuple([_parse_section(text) for text in sections])
+        return SessionDescription(origin, session_name, connection, (), media,
+                                  (("t", timing),), 0)
     lines = _lines(head)
     if not lines or not lines[0].startswith("v="):
         raise SdpParseError("SDP must start with v=")
