@@ -681,3 +681,134 @@ TCP_IN_DIALOG = (
     "Max-Forwards: 70\r\n"
     "Content-Length: 0\r\n\r\n"
 )
+
+
+class HeldSendTests(SynchronousTestCase):
+    """While the UDP port reads a burst, what it causes us to send is held
+    and goes out together, in order, at the end of the burst (or every
+    HELD_MAX datagrams); outside a burst a send goes out at once."""
+
+    def dest(self, port):
+        return Destination("UDP", "192.0.2.9", port)
+
+    def test_held_until_release(self):
+        layer, proto, receiver = make_layer()
+        layer.send(b"now", self.dest(1))
+        self.assertEqual(proto.socket.written, [(b"now", ("192.0.2.9", 1))])
+        proto.held = []
+        for n in range(5):
+            layer.send(b"m%d" % n, self.dest(10 + n))
+        self.assertEqual(len(proto.socket.written), 1)
+        proto.release()
+        self.assertEqual(proto.socket.written[1:],
+                         [(b"m%d" % n, ("192.0.2.9", 10 + n)) for n in range(5)])
+        self.assertIsNone(proto.held)
+        layer.send(b"after", self.dest(2))
+        self.assertEqual(proto.socket.written[-1], (b"after", ("192.0.2.9", 2)))
+
+    def test_flushed_every_held_max(self):
+        layer, proto, receiver = make_layer()
+        proto.held = []
+        for n in range(proto.HELD_MAX + 3):
+            layer.send(b"m%d" % n, self.dest(n + 1))
+        self.assertEqual([d for d, _ in proto.socket.written],
+                         [b"m%d" % n for n in range(proto.HELD_MAX)])
+        self.assertEqual(len(proto.held), 3)
+        proto.release()
+        self.assertEqual([d for d, _ in proto.socket.written],
+                         [b"m%d" % n for n in range(proto.HELD_MAX + 3)])
+
+    def test_errors_reported_at_release(self):
+        """A send that fails when the held datagrams go out reaches the
+        receiver's transport_error, each with its destination; a full
+        buffer is counted as a drop."""
+        layer, proto, receiver = make_layer()
+
+        class Failing:
+            def __init__(self):
+                self.calls = 0
+
+            def sendto(self, data, addr):
+                self.calls += 1
+                if data == b"full":
+                    raise BlockingIOError()
+                if data == b"bad":
+                    raise OSError("unreachable")
+
+        proto.socket = Failing()
+        proto.held = []
+        layer.send(b"full", self.dest(1))
+        layer.send(b"bad", self.dest(2))
+        layer.send(b"ok", self.dest(3))
+        self.assertEqual(receiver.errors, [])
+        proto.release()
+        self.assertEqual(proto.socket.calls, 3)
+        self.assertEqual(layer.dropped_count, 1)
+        self.assertEqual(receiver.errors, [(self.dest(2), "unreachable")])
+
+    def test_socket_gone_at_release(self):
+        layer, proto, receiver = make_layer()
+        proto.held = []
+        layer.send(b"x", self.dest(1))
+        proto.socket = None
+        proto.release()
+        self.assertEqual(receiver.errors,
+                         [(self.dest(1), "no UDP socket for this address family")])
+
+
+@pytest_twisted.inlineCallbacks
+def test_burst_answered_in_order():
+    """
+    Real sockets on 127.0.0.1: a burst of requests read in one turn of the
+    port (the reactor is blocked while they arrive) gets every answer, in
+    the requests' order, and the sends were held to the end of the burst.
+    """
+    from twisted.internet import reactor
+    from rvoip_twisted.transport.sip import SIPUDPPort, listen_sip_udp
+
+    layer = SIPTransport(reactor, public_host="127.0.0.1")
+    held_sizes = []
+    send_held = layer._send_held
+
+    def recording(proto, held):
+        held_sizes.append(len(held))
+        send_held(proto, held)
+
+    layer._send_held = recording
+
+    class Echo:
+        def message_received(self, msg, source):
+            layer.send(msg.response(200, to_tag="t").to_bytes(),
+                       layer.response_destination(msg))
+
+    layer.receiver = Echo()
+    port = listen_sip_udp(reactor, 0, layer.datagram_protocol(), interface="127.0.0.1")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    try:
+        assert isinstance(port, SIPUDPPort)
+        if not port.stamped:
+            pytest.skip("no SO_TIMESTAMPNS: the port reads as Twisted's does")
+        client_port = sock.getsockname()[1]
+        count = 10
+        for n in range(count):      # all queued before the reactor reads
+            sock.sendto((OPTIONS % (n, n)).replace("5999", str(client_port)).encode(),
+                        ("127.0.0.1", port.getHost().port))
+        got = []
+        for _ in range(200):
+            yield task.deferLater(reactor, 0.01, lambda: None)
+            try:
+                while len(got) < count:
+                    sock.settimeout(0)
+                    got.append(parse_message(sock.recv(65536)).call_id)
+            except (BlockingIOError, OSError):
+                pass
+            if len(got) == count:
+                break
+    finally:
+        sock.close()
+        yield port.stopListening()
+    assert got == [str(n) for n in range(count)]
+    assert held_sizes and max(held_sizes) > 1, held_sizes
+    assert sum(held_sizes) == count

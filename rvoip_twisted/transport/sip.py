@@ -120,24 +120,31 @@ class SIPUDPPort(udp.Port):
         # Twisted's loop (udp.Port.doRead), with recvmsg for recvfrom.
         read = 0
         recvmsg = self.socket.recvmsg
-        received = self.protocol.datagramReceivedAfter
+        proto = self.protocol
+        received = proto.datagramReceivedAfter
         now = time.time
         ipv6 = self.addressFamily == socket.AF_INET6
-        while read < self.maxThroughput:
-            try:
-                data, ancillary, _, addr = recvmsg(self.maxPacketSize, _ANCILLARY)
-            except OSError as se:
-                no = se.args[0]
-                if no in udp._sockErrReadIgnore or no in udp._sockErrReadRefuse:
-                    return      # (connectionRefused: SIP's sockets are unconnected)
-                raise
-            read += len(data)
-            if ipv6:
-                addr = addr[:2]
-            try:
-                received(data, addr, _waited(ancillary, now()))
-            except BaseException:
-                _legacy_log.err()
+        # What the datagrams of this read cause us to send goes out together
+        # at its end (see SIPDatagramProtocol.held).
+        proto.held = []
+        try:
+            while read < self.maxThroughput:
+                try:
+                    data, ancillary, _, addr = recvmsg(self.maxPacketSize, _ANCILLARY)
+                except OSError as se:
+                    no = se.args[0]
+                    if no in udp._sockErrReadIgnore or no in udp._sockErrReadRefuse:
+                        return      # (connectionRefused: SIP's sockets are unconnected)
+                    raise
+                read += len(data)
+                if ipv6:
+                    addr = addr[:2]
+                try:
+                    received(data, addr, _waited(ancillary, now()))
+                except BaseException:
+                    _legacy_log.err()
+        finally:
+            proto.release()
 
 
 def listen_sip_udp(reactor, port, protocol, interface="", maxPacketSize=65535):
@@ -214,6 +221,26 @@ class SIPDatagramProtocol(protocol.DatagramProtocol):
         self.layer = layer
 
     socket = None
+    #: While the port reads a burst of datagrams, the datagrams to send
+    #: (C{(data, address, destination)}), else C{None}: they go out
+    #: together at the end of the burst (L{release}), or every HELD_MAX.
+    #: A burst of sends in a row is cheaper than sends between reads: on
+    #: loopback especially, a peer woken by the first datagram is still
+    #: awake for the next, where each lone datagram has to wake it again.
+    held = None
+    HELD_MAX = 32
+
+    def release(self):
+        """Send what was held, and stop holding."""
+        held, self.held = self.held, None
+        if held:
+            self.layer._send_held(self, held)
+
+    def flush(self):
+        """Send what is held so far, and go on holding."""
+        held, self.held = self.held, []
+        if held:
+            self.layer._send_held(self, held)
 
     def startProtocol(self):
         self.socket = self.transport.getHandle()
@@ -743,6 +770,12 @@ class SIPTransport:
             if proto is None or proto.socket is None:
                 self._error(dest, "no UDP socket for this address family")
                 return
+            held = proto.held
+            if held is not None:
+                held.append((data, (host, dest.port), dest))
+                if len(held) >= proto.HELD_MAX:
+                    proto.flush()
+                return
             try:
                 # The socket directly: Twisted's Port.write re-validates the
                 # address on every datagram, a cost on the per-message path.
@@ -753,6 +786,22 @@ class SIPTransport:
                 self._error(dest, str(e))
         else:
             self._send_tcp(data, dest)
+
+    def _send_held(self, proto, held):
+        """Send the datagrams a read burst held (L{SIPDatagramProtocol.held})."""
+        sock = proto.socket
+        if sock is None:
+            for _, _, dest in held:
+                self._error(dest, "no UDP socket for this address family")
+            return
+        sendto = sock.sendto
+        for data, addr, dest in held:
+            try:
+                sendto(data, addr)
+            except BlockingIOError:
+                self.dropped_count += 1
+            except OSError as e:
+                self._error(dest, str(e))
 
     def _resolve_and_send(self, data, dest):
         cached = self._resolved.get(dest.host)
