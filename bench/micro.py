@@ -168,6 +168,8 @@ class _NullUDPTransport:
 
 
 class _NullProto:
+    held = None     # (SIPDatagramProtocol's: no read burst in progress)
+
     def __init__(self):
         self.transport = _NullUDPTransport()
         self.socket = self.transport
