@@ -135,6 +135,14 @@ def _split_params(text):
     return params
 
 
+def _lone_tag(ptext):
+    """The tag of parameters (as they follow a name-addr's C{>}) that are one
+    C{;tag=...} alone, else C{None}: what L{_split_params} would find."""
+    if ptext.startswith(";tag=") and ptext.find(";", 5) < 0:
+        return ptext[5:]
+    return None
+
+
 def format_params(params):
     return "".join(
         ";" + k if v is None else ";%s=%s" % (k, v) for k, v in params.items())
@@ -558,10 +566,9 @@ class NameAddr:
         na.display, na.uri = head
         if not ptext:
             na.params = {}
-        elif ptext.startswith(";tag=") and ptext.find(";", 5) < 0:
-            na.params = {"tag": ptext[5:]}      # (what _split_params makes of it)
         else:
-            na.params = _split_params(ptext[1:])
+            tag = _lone_tag(ptext)
+            na.params = {"tag": tag} if tag is not None else _split_params(ptext[1:])
         na.star = False
         na._text = text
         return na
@@ -573,15 +580,7 @@ class NameAddr:
         its part up to the C{>} (no parameters), C{ptext} the parameters
         that follow (C{""} or as L{_PARAMS_FAST_RE} accepts them).
         """
-        (quoted, display, utext, scheme, user, password, host, port,
-         uparams, _) = m.groups()
-        na = _new_name_addr(cls)
-        na.display = quoted or display
-        na.uri = uri_from_fast(scheme, user, password, host, port, uparams, utext)
-        na.params = _split_params(ptext[1:]) if ptext else {}
-        na.star = False
-        na._text = text
-        return na
+        return cls.from_head(cls.head_of(m), ptext, text)
 
     @property
     def tag(self):

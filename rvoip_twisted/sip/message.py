@@ -12,7 +12,7 @@ header drops the cache.
 from .errors import SIPParseError
 from .headers import (
     CANONICAL, CANONICAL_FAST, LIST_HEADERS, CSeq, NameAddr, Via,
-    _remember, _split_params, is_token, parse_int, split_list,
+    _lone_tag, _remember, _split_params, is_token, parse_int, split_list,
 )
 from .ids import new_tag
 from .uri import URI, parse_uri
@@ -295,10 +295,10 @@ class Message:
                 ptext = parts[1]
                 if not ptext:
                     tag = None
-                elif ptext.startswith(";tag=") and ptext.find(";", 5) < 0:
-                    tag = ptext[5:]
                 else:
-                    tag = _split_params(ptext[1:]).get("tag")
+                    tag = _lone_tag(ptext)
+                    if tag is None:
+                        tag = _split_params(ptext[1:]).get("tag")
                 c[tag_key] = tag
                 return tag
             value = self._name_addr(name, key)
@@ -347,12 +347,13 @@ class Message:
         if value is None:
             value = []
             index = c.get("index")
-            for n, v in (self.headers if index is None or name in index else ()):
-                if n == name:
-                    if "," in v:
-                        value.extend([NameAddr.parse(item, name) for item in split_list(v)])
-                    else:
-                        value.append(NameAddr.parse(v, name))
+            if index is None or name in index:
+                for n, v in self.headers:
+                    if n == name:
+                        if "," in v:
+                            value.extend([NameAddr.parse(item, name) for item in split_list(v)])
+                        else:
+                            value.append(NameAddr.parse(v, name))
             c[key] = value
         return value
 
@@ -547,12 +548,9 @@ class Request(Message):
                 # (the tag read alone when there is one, as for a BYE's
                 # 200: the To object is not built for it; nor for a To
                 # the parser found without parameters)
-                if self.to_tag is not None:
-                    has_tag = True
-                else:
-                    parts = c.get("to?")
-                    has_tag = (bool(parts[1]) and "tag" in self.to.params
-                               if parts is not None else "tag" in self.to.params)
+                parts = c.get("to?")
+                has_tag = self.to_tag is not None or (
+                    (parts is None or parts[1] != "") and "tag" in self.to.params)
             except SIPParseError:
                 # A partial request's To may be unparsable: copy it as is.
                 has_tag = True
