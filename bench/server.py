@@ -106,6 +106,20 @@ def main(argv=None):
 
     clock.late_observer = late
 
+    # A 50 ms tick that notes when it ran more than 20 ms late: a reactor stall seen
+    # with or without media (the media clock above only ticks while streams run).
+    from twisted.internet import task as _task
+    ticks = {"last": None, "late": []}
+
+    def tick():
+        now = _time.monotonic()
+        last = ticks["last"]
+        ticks["last"] = now
+        if last is not None and now - last > 0.070 and len(ticks["late"]) < 1000:
+            ticks["late"].append([round(_time.time(), 3), round((now - last - 0.05) * 1000.0, 1)])
+
+    _task.LoopingCall(tick).start(0.05, now=False)
+
     # how long each RTCP round (every session's SR/RR at once) holds the reactor
     rtcp_rounds = []
     original_reports = server.media._send_reports
@@ -172,6 +186,8 @@ def main(argv=None):
                                  if hasattr(server.media, "ports_pooled") else None),
             "clock_stalls_over_10ms": len(stalls),
             "clock_stalls": stalls[-50:],
+            "reactor_stalls_over_20ms": len(ticks["late"]),
+            "reactor_stalls": ticks["late"][-50:],
             "rtcp_rounds": rtcp_rounds[-20:],
         })
         return out
@@ -182,8 +198,24 @@ def main(argv=None):
             return {"ok": True, "pid": os.getpid()}
         if word == "stats":
             return stats()
+        if word == "gc-census":
+            # what the collector tracks, by generation and type (the 12 commonest)
+            out = {}
+            for gen in (0, 1, 2):
+                counts = {}
+                for o in gc.get_objects(gen):
+                    name = type(o).__qualname__
+                    counts[name] = counts.get(name, 0) + 1
+                out[gen] = sorted(counts.items(), key=lambda kv: -kv[1])[:12]
+            out["frozen"] = gc.get_freeze_count()
+            if rest.strip() == "samples":
+                young = [o for o in gc.get_objects(1) if type(o) is tuple]
+                out["samples"] = [repr(o)[:160] + " " + repr([gc.is_tracked(x) for x in o])
+                                  for o in young[:: max(1, len(young) // 8)]]
+            return out
         if word == "reset-diagnostics":
             stalls.clear()
+            del ticks["late"][:]
             del rtcp_rounds[:]
             gc_info.update(collections=[0, 0, 0], total_ms=[0.0, 0.0, 0.0],
                            max_ms=[0.0, 0.0, 0.0], pauses_over_10ms=[])
