@@ -22,7 +22,7 @@ from twisted.internet.interfaces import IReactorFDSet
 from twisted.python import log as _legacy_log
 
 from ..logs import LEVEL, Logger
-from ..sip.address import Destination
+from ..sip.address import destination, udp_destination
 from ..sip.errors import SIPParseError
 from ..sip.headers import Via, split_list
 from ..sip.message import ENCODING, ERRORS, Request
@@ -314,7 +314,7 @@ class SIPStreamProtocol(protocol.Protocol):
                 self.layer.message_received(item, source)
 
     def _source(self):
-        return Destination("TCP", self.key[0], self.key[1])
+        return destination("TCP", self.key[0], self.key[1])
 
     def write(self, data):
         if self.queue is not None:
@@ -522,7 +522,7 @@ class SIPTransport:
                 return
         if self.overloaded and data[:7] == b"INVITE " and self._shed_invite(data, addr):
             return      # overloaded: a new call refused before any parsing
-        source = Destination("UDP", addr[0], addr[1])
+        source = udp_destination(addr)
         try:
             msg = parse_message(data, MAX_MESSAGE_SIZE)
         except SIPParseError as e:
@@ -601,7 +601,7 @@ class SIPTransport:
         lines.append(b"CSeq: " + found[b"CSeq"])
         lines.append(b"Retry-After: %d" % (self.overload_retry_after,))
         lines.append(b"Content-Length: 0\r\n\r\n")
-        self.send(b"\r\n".join(lines), Destination("UDP", addr[0], addr[1]))
+        self.send(b"\r\n".join(lines), udp_destination(addr))
         self.count_shed()
         return True
 
@@ -688,17 +688,17 @@ class SIPTransport:
         if via.transport != "UDP" and source is not None and source.transport == "TCP":
             return source
         if "maddr" in params:
-            return Destination("UDP", params["maddr"], via.port or 5060)
+            return destination("UDP", params["maddr"], via.port or 5060)
         host = params.get("received") or via.host
         if host.startswith("["):
             host = host[1:-1]
         rport = params.get("rport")
         if rport:
-            return Destination(via.transport if via.transport == "TCP" else "UDP",
+            return destination(via.transport if via.transport == "TCP" else "UDP",
                                host, int(rport))
         if source is not None and source.transport == "UDP" and "received" in params:
-            return Destination("UDP", host, via.port or 5060)
-        return Destination("TCP" if via.transport == "TCP" else "UDP",
+            return destination("UDP", host, via.port or 5060)
+        return destination("TCP" if via.transport == "TCP" else "UDP",
                            host, via.port or 5060)
 
     def request_destination(self, request):
@@ -734,7 +734,7 @@ class SIPTransport:
         transport = "TCP" if transport == "tcp" else "UDP"
         if port is None:
             port = 5061 if uri.scheme == "sips" else 5060
-        return Destination(transport, host, port)
+        return destination(transport, host, port)
 
     def choose_transport(self, request, dest):
         """
@@ -753,7 +753,7 @@ class SIPTransport:
         via = request.top_via
         if via.transport == "UDP":
             request.replace_top_via(via.replace(transport="TCP", port=self.port("TCP")))
-        return Destination("TCP", dest.host, dest.port)
+        return destination("TCP", dest.host, dest.port)
 
     # -- sending
 
@@ -836,7 +836,7 @@ class SIPTransport:
 
     def _tcp_failed(self, key, reason):
         self._connections.pop(key, None)
-        self._error(Destination("TCP", key[0], key[1]), reason.getErrorMessage())
+        self._error(destination("TCP", key[0], key[1]), reason.getErrorMessage())
 
     def _error(self, dest, reason):
         self._log.info("cannot send to {dest}: {reason}", dest=dest, reason=reason)
