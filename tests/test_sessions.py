@@ -405,6 +405,26 @@ class UASTests(SynchronousTestCase):
         self.assertEqual(h.app.calls[0].state, "ended")
         self.assertTrue(h.media.sessions["c1"].stopped)
 
+    def test_cancel_after_answer(self):
+        """
+        A CANCEL that crosses the 2xx (the INVITE transaction answered, and
+        kept by the transaction layer as a tuple that only absorbs
+        retransmissions) gets 200 and changes nothing (RFC 3261 9.2).
+        """
+        h = Harness("answer")
+        h.inject(invite())
+        ok = h.sent()[-1]
+        self.assertEqual(ok.status, 200)
+        entries = list(h.transactions._servers.values())
+        self.assertEqual([type(e) for e in entries], [tuple])
+        h.inject(invite(body=b"", method="CANCEL"))
+        self.assertEqual([(m.status, m.cseq[1]) for m in h.sent()], [(200, "CANCEL")])
+        self.assertEqual(h.app.calls[0].state, "answered")
+        h.inject(ack(ok.to_tag))
+        h.inject(invite(body=b"", method="BYE", cseq=2, to_tag=ok.to_tag, branch="z9hG4bK3"))
+        self.assertEqual(h.statuses(), [200])
+        self.assertEqual(h.app.calls[0].end_reason, "remote hangup")
+
     def test_cancel_unknown(self):
         """A CANCEL matching no INVITE gets 481."""
         h = Harness()

@@ -506,6 +506,27 @@ class InviteServerTests(SynchronousTestCase):
         self.assertEqual(h.events, [("ack", "ACK"), ("terminated",)])
         self.assertFalse(h.txn.respond(ok, 40.0))
 
+    def test_accepted_absorbing(self):
+        """
+        Accepted is a state that only absorbs retransmissions (a manager may
+        keep it as data), and a 2xx from the TU once Timer L is due ends it
+        even if no one ran the timer: nothing is sent.
+        """
+        h = self.h
+        self.assertFalse(h.txn.absorbing)
+        ok = self.request.response(200, to_tag="u")
+        h.txn.respond(ok, 0.1)
+        self.assertTrue(h.txn.absorbing)
+        self.assertTrue(h.txn.respond(ok, 32.0))
+        self.assertEqual(len(h.sent), 2)
+        self.assertEqual(h.events, [])
+        self.assertFalse(h.txn.respond(ok, 32.1))
+        self.assertEqual(len(h.sent), 2)
+        self.assertEqual(h.txn.state, TERMINATED)
+        self.assertEqual(h.events, [("terminated",)])
+        self.assertIsNone(h.txn.deadline)
+        self.assertFalse(h.txn.absorbing)
+
     def test_second_final_refused(self):
         """A final response after a non-2xx final is a TU error."""
         h = self.h
@@ -585,10 +606,12 @@ class NonInviteServerTests(SynchronousTestCase):
         h.txn.receive_request(self.request, 2.0)
         self.assertEqual([wire(d).status for d in h.sent], [200, 200])
         self.assertIs(h.sent[1], h.sent[0])
+        self.assertTrue(h.txn.absorbing)            # Completed only absorbs
         h.run(32.9)
         self.assertEqual(h.txn.state, COMPLETED)
         h.run(33.0)
         self.assertEqual(h.events, [("terminated",)])
+        self.assertFalse(h.txn.absorbing)
 
     def test_second_final_refused(self):
         """A second final response is a TU error."""
@@ -623,7 +646,7 @@ class MatchingTests(SynchronousTestCase):
     def test_server_key_rfc3261(self):
         """Branch, sent-by and method; the ACK takes the INVITE's method (17.2.3)."""
         req = make_request()
-        self.assertEqual(server_key(req), ("z9hG4bKabc", ("192.0.2.1", 5060), "INVITE"))
+        self.assertEqual(server_key(req), ("z9hG4bKabc", "192.0.2.1", 5060, "INVITE"))
         self.assertEqual(server_key(make_request("ACK")), server_key(req))
         self.assertNotEqual(server_key(make_request(port=5070)), server_key(req))
         self.assertNotEqual(server_key(make_request(branch="z9hG4bKother")), server_key(req))

@@ -4,6 +4,8 @@ by L{twisted.internet.task.Clock} with a fake transport recording
 C{(bytes, dest)}.
 """
 
+import gc
+
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
 from twisted.internet.testing import EventLoggingObserver
@@ -629,6 +631,130 @@ class ServerTransactionTests(ManagerTestCase):
         self.assertEmpty()
 
 
+class AbsorbingTests(ManagerTestCase):
+    """
+    Server transactions that only absorb retransmissions (a non-INVITE one
+    Completed, an INVITE one Accepted) are kept as plain tuples the garbage
+    collector stops tracking, ended in batches by one timer entry.
+    """
+
+    def answered(self, method, branch, call_id="c1@192.0.2.1", raw_key=None):
+        request = make_request(method, branch=branch, call_id=call_id)
+        request.raw_key = raw_key
+        self.receive(request)
+        return request
+
+    def test_untracked(self):
+        """
+        Each entry (in the table, the raw table and the merge table) is one
+        tuple, untracked at the first collection of the youngest generation.
+        Many at once are still as many entries, and one timer entry.
+        """
+        # The tables as in a running server: in use, and old (a dict is only
+        # tracked again when a tracked value goes in, and then it is young).
+        self.tu.answer = answer_with(180)
+        self.answered("INVITE", "z9hG4bKlive", "live", raw_key=-1)
+        gc.collect()
+        self.tu.answer = answer_with(200)
+        entries = []
+        for i in range(50):
+            self.answered("INVITE", "z9hG4bKi%d" % i, "i%d" % i, raw_key=i)
+            self.answered("OPTIONS", "z9hG4bKo%d" % i, "o%d" % i, raw_key=1000 + i)
+        gc.collect(0)
+        self.assertEqual(self.manager.stats(), {"server": 101, "client": 0})
+        for table in (self.manager._servers, self.manager._raw, self.manager._merge):
+            for entry in table.values():
+                if entry is self.tu.requests[0][1]:
+                    continue                # the live one
+                self.assertIs(type(entry), tuple)
+                self.assertFalse(gc.is_tracked(entry), entry)
+                entries.append(entry)
+        self.assertEqual(len(entries), 300)    # 100, 100 raw, 100 merge (no To tag)
+        # theirs (the live one, ringing, has no timer while the TU decides)
+        self.assertEqual(self.manager._timers.pending(), 1)
+
+    def test_retransmissions(self):
+        """
+        A non-INVITE one resends its final response, parsed or unparsed; an
+        INVITE one drops the INVITE and gives an ACK to the TU; neither
+        reaches the TU as a new request.
+        """
+        self.tu.answer = answer_with(200)
+        self.answered("OPTIONS", "z9hG4bKo", raw_key=7)
+        self.answered("INVITE", "z9hG4bKi", raw_key=8)
+        self.assertEqual(self.transport.statuses(), [200, 200])
+        self.clock.advance(10)
+        self.answered("OPTIONS", "z9hG4bKo")
+        self.assertTrue(self.manager.retransmission_received(7))
+        self.answered("INVITE", "z9hG4bKi")
+        self.assertTrue(self.manager.retransmission_received(8))
+        self.assertFalse(self.manager.retransmission_received(9))
+        self.receive(make_request("ACK", branch="z9hG4bKi", to_tag="srv"))
+        self.assertEqual(self.transport.statuses(), [200, 200, 200, 200])
+        self.assertEqual([d for _, d in self.transport.sent], [SERVER_SIDE] * 4)
+        self.assertEqual(self.transport.sent[2][0], self.transport.sent[0][0])
+        self.assertEqual(len(self.tu.requests), 2)
+        self.assertEqual(len(self.tu.acks), 1)
+
+    def test_merged_while_absorbing(self):
+        """An INVITE answered 2xx still makes a merged copy (new branch) get 482."""
+        self.tu.answer = answer_with(200)
+        self.answered("INVITE", "z9hG4bKi")
+        self.answered("INVITE", "z9hG4bKother")
+        self.assertEqual(self.transport.statuses(), [200, 482])
+        self.assertEqual(len(self.tu.requests), 1)
+
+    def test_batched_end(self):
+        """
+        The first ends exactly at 64*T1; after it, the others end at most
+        ABSORB_SLACK late and never early, several on one timer entry.
+        """
+        slack = self.manager.ABSORB_SLACK
+        self.tu.answer = answer_with(200)
+        starts = [0, 0.001, 0.003, slack * 3]
+        for i, start in enumerate(starts):
+            self.clock.advance(start - self.clock.seconds())
+            self.answered("OPTIONS", "z9hG4bKo%d" % i)
+        self.assertEqual(self.manager._timers.pending(), 1)
+
+        def at(t, left):
+            self.clock.advance(t - self.clock.seconds())
+            self.assertEqual(self.manager.stats()["server"], left, t)
+
+        at(32 - 0.0001, 4)
+        at(32, 3)                       # the first, on time
+        at(32 + slack * 0.9, 3)         # the next two wait for the slack...
+        at(32 + slack * 1.1, 1)         # ...and end together
+        at(32 + slack * 3 - 0.0001, 1)  # the last, due after the slack: not early
+        at(32 + slack * 3, 0)
+        self.assertEmpty()
+
+    def test_transport_error_forgets(self):
+        """A transport error towards its destination drops it; the TU hears nothing."""
+        self.tu.answer = answer_with(200)
+        self.answered("OPTIONS", "z9hG4bKo", raw_key=7)
+        self.manager.transport_error(SERVER_SIDE, "refused")
+        self.assertEqual(self.tu.failures, [])
+        self.assertEqual(self.manager.stats()["server"], 0)
+        self.assertEqual(self.manager._raw, {})
+        self.clock.advance(32)
+        self.assertEmpty()
+
+    def test_shutdown_not_held(self):
+        """stopService does not wait for them, and drops them."""
+        self.tu.answer = answer_with(200)
+        self.answered("OPTIONS", "z9hG4bKo")
+        self.manager.startService()
+        d = self.manager.stopService()
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEmpty()
+        self.assertEqual(len(self.manager._absorbing), 0)
+
+
+#: where FakeTransport answers a request of make_request's
+SERVER_SIDE = Destination("UDP", "192.0.2.1", 5060)
+
+
 # ---------------------------------------------------------------- a UAC and a UAS
 
 class PairTests(SynchronousTestCase):
@@ -790,7 +916,9 @@ class LoadTests(SynchronousTestCase):
             manager.message_received(
                 make_request("OPTIONS", branch="z9hG4bKso%d" % i, call_id="so%d" % i), None)
         self.assertEqual(manager.stats(), {"server": 2 * n, "client": 2 * n})
-        self.assertEqual(manager._timers.pending(), 4 * n)
+        # one entry per transaction, but the n OPTIONS ones that only absorb
+        # retransmissions (Completed, Timer J) share one
+        self.assertEqual(manager._timers.pending(), 3 * n + 1)
         self.assertEqual(len(clock.getDelayedCalls()), 1)
         self.assertEqual(len(tu.requests), 2 * n)
         self.assertEqual(len(owner.events), 2 * n)

@@ -164,9 +164,8 @@ class SessionManager(service.Service):
         call._in_dialog_request(request, txn)
 
     def _cancel(self, request, txn):
-        invite_txn = self.transactions.find_invite_for_cancel(request)
         call = self.calls.get(request.call_id)
-        if invite_txn is None or call is None or call._invite_txn is not invite_txn:
+        if call is None or not self.transactions.matches_cancel(request, call._invite_txn):
             txn.respond(request.response(481))
             return
         call._cancelled(request, txn)

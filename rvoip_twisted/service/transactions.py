@@ -51,10 +51,13 @@ An exception raised by a TU or owner callback is logged and never reaches
 the transport or the reactor.
 """
 
+import collections
+
 from twisted.application import service
 from twisted.internet import defer
 
 from ..logs import Logger
+from ..sip.address import INTERN_MAX, destination
 from ..sip.ids import BRANCH_MAGIC, new_tag
 from ..sip.message import Response
 from ..sip.transaction import (
@@ -89,16 +92,6 @@ class _Shell:
         self.pending_cancel = None
         self.raw_key = None
 
-    def _transmit(self, data):
-        # The machines' send callable.  The real transport reports errors
-        # through transport_error; one that raises is treated the same way.
-        manager = self.manager
-        try:
-            manager._transport.send(data, self.dest)
-        except Exception as e:
-            manager._log.failure("transport failed sending to {dest}", dest=self.dest)
-            self.transport_error(str(e) or e.__class__.__name__)
-
 
 _SHELL_SLOTS = ("manager", "dest", "key", "owner", "timer", "timer_at", "merge_key",
                 "pending_cancel", "raw_key")
@@ -125,7 +118,7 @@ class _InviteClient(_Shell, InviteClientTransaction):
 
     def __init__(self, manager, request, dest, key, owner):
         InviteClientTransaction.__init__(
-            self, request, manager._events, self._transmit, manager.config)
+            self, request, manager._events, manager._sender(dest), manager.config)
         self._init_shell(manager, dest, key, owner)
 
 
@@ -134,7 +127,7 @@ class _NonInviteClient(_Shell, NonInviteClientTransaction):
 
     def __init__(self, manager, request, dest, key, owner):
         NonInviteClientTransaction.__init__(
-            self, request, manager._events, self._transmit, manager.config)
+            self, request, manager._events, manager._sender(dest), manager.config)
         self._init_shell(manager, dest, key, owner)
 
 
@@ -143,7 +136,7 @@ class _InviteServer(_ServerShell, InviteServerTransaction):
 
     def __init__(self, manager, request, dest, key):
         InviteServerTransaction.__init__(
-            self, request, manager._events, self._transmit, manager.config)
+            self, request, manager._events, manager._sender(dest), manager.config)
         self._init_shell(manager, dest, key)
 
 
@@ -152,7 +145,7 @@ class _NonInviteServer(_ServerShell, NonInviteServerTransaction):
 
     def __init__(self, manager, request, dest, key):
         NonInviteServerTransaction.__init__(
-            self, request, manager._events, self._transmit, manager.config)
+            self, request, manager._events, manager._sender(dest), manager.config)
         self._init_shell(manager, dest, key)
 
 
@@ -227,6 +220,8 @@ class TransactionManager(service.Service):
         self.drain_timeout = drain_timeout
         self._events = _Events(self)
         self._timers = TimerQueue(reactor)
+        self._fire_cb = self._fire      # one bound method for every timer entry
+        self._senders = {}              # Destination -> send callable (_sender)
         self._clients = {}
         self._servers = {}
         # (From tag, Call-ID, CSeq) -> server transaction, for requests
@@ -236,6 +231,11 @@ class TransactionManager(service.Service):
         # byte-identical retransmissions (what UAs send) are absorbed
         # without being parsed; see retransmission_received.
         self._raw = {}
+        # Server transactions that only absorb retransmissions until Timer J
+        # or L (see _absorb), oldest first, as plain tuples.
+        self._absorbing = collections.deque()
+        self._absorbing_timer = None
+        self._expire_cb = self._expire_absorbing
         self._waiters = []
         self._drain_call = None
         self._stop_deadline = None
@@ -265,6 +265,9 @@ class TransactionManager(service.Service):
         txn = self._raw.get(raw_key)
         if txn is None:
             return False
+        if type(txn) is tuple:
+            self._absorbed(txn)
+            return True
         txn.receive_retransmission(self._reactor.seconds())
         self._reschedule(txn)
         return True
@@ -275,8 +278,13 @@ class TransactionManager(service.Service):
         its owner (or the TU) is told.
         """
         self._log.debug("transport error towards {dest}: {reason}", dest=dest, reason=reason)
-        for table in (self._clients, self._servers):
-            for txn in [t for t in table.values() if t.dest == dest]:
+        for txn in [t for t in self._clients.values() if t.dest == dest]:
+            txn.transport_error(reason)
+        for txn in list(self._servers.values()):
+            if type(txn) is tuple:
+                if txn[3:6] == dest:        # it owes nothing: just forget it
+                    self._forget(txn)
+            elif txn.dest == dest:
                 txn.transport_error(reason)
 
     def _response(self, response):
@@ -299,11 +307,14 @@ class TransactionManager(service.Service):
             return
         key = server_key(request)
         txn = self._servers.get(key)
-        now = self._reactor.seconds()
         if txn is not None:
-            txn.receive_request(request, now)        # a retransmission
-            self._reschedule(txn)
+            if type(txn) is tuple:
+                self._absorbed(txn)
+            else:
+                txn.receive_request(request, self._reactor.seconds())   # a retransmission
+                self._reschedule(txn)
             return
+        now = self._reactor.seconds()
 
         dest = self._transport.response_destination(request)
         if request.method == "INVITE":
@@ -317,7 +328,10 @@ class TransactionManager(service.Service):
             txn.raw_key = raw_key
         txn.start(now)
         if request.to_tag is None:
-            mkey = (request.from_tag, request.call_id, request.cseq)
+            # Flat, of strings and ints: a plain tuple the collector stops
+            # tracking (CSeq is a namedtuple, which it never does).
+            cseq = request.cseq
+            mkey = (request.from_tag, request.call_id, cseq[0], cseq[1])
             other = self._merge.get(mkey)
             if other is not None:
                 self._log.debug("merged request {key}: 482", key=key)
@@ -347,6 +361,8 @@ class TransactionManager(service.Service):
         servers = self._servers
         for key in ack_keys(ack):
             txn = servers.get(key)
+            if type(txn) is tuple:
+                break       # an INVITE answered 2xx: its ACK is the TU's (as in Accepted)
             if txn is not None and txn.method == "INVITE" and txn.matches_ack(ack):
                 txn.receive_request(ack, self._reactor.seconds())
                 self._reschedule(txn)
@@ -466,7 +482,8 @@ class TransactionManager(service.Service):
         branch = via.branch
         if branch is None or not branch.startswith(BRANCH_MAGIC):
             return True
-        return (branch, via.sent_by, "INVITE") in self._servers
+        sent_by = via.sent_by
+        return (branch, sent_by[0], sent_by[1], "INVITE") in self._servers
 
     def find_invite_for_cancel(self, cancel_request):
         """
@@ -474,9 +491,22 @@ class TransactionManager(service.Service):
         9.2: the CANCEL's key with method INVITE), or C{None}.
         """
         txn = self._servers.get(server_key(cancel_request, "INVITE"))
-        if txn is not None and txn.method == "INVITE":
+        if txn is not None and type(txn) is not tuple and txn.method == "INVITE":
             return txn
         return None
+
+    def matches_cancel(self, cancel_request, invite_txn):
+        """
+        Whether a received CANCEL is for C{invite_txn} (an INVITE server
+        transaction the TU keeps, or C{None}), in whichever state: live,
+        or answered 2xx and absorbing retransmissions (which
+        L{find_invite_for_cancel} no longer returns).  RFC 3261 9.2: the
+        CANCEL's key with method INVITE.
+        """
+        if invite_txn is None or invite_txn.is_client:
+            return False
+        key = server_key(cancel_request, "INVITE")
+        return invite_txn.key == key and key in self._servers
 
     def stats(self):
         """The table sizes: C{{"server": n, "client": n}}."""
@@ -494,8 +524,85 @@ class TransactionManager(service.Service):
             self._timers.cancel(entry)
             txn.timer = None
         txn.timer_at = deadline
-        if deadline is not None:
-            txn.timer = self._timers.add(deadline, self._fire, txn)
+        if deadline is None:
+            return
+        if not txn.is_client and txn.absorbing:
+            self._absorb(txn, deadline)
+            return
+        txn.timer = self._timers.add(deadline, self._fire_cb, txn)
+
+    # ------------------------------------------------------------ absorbing
+
+    # A server transaction that only absorbs retransmissions until Timer J
+    # or L is replaced, in the tables, by a plain tuple:
+    #     (end time, key, final bytes or None, transport, host, port, raw key,
+    #      merge key)
+    # of strings, numbers and the two keys (plain tuples the tables hold
+    # too), which the garbage collector stops tracking at its first look.
+    # (A fresh tuple inside, reachable only through it, would be looked at
+    # after it, and keep it tracked until a collection of the middle
+    # generation.)  At thousands of calls a second some 64*T1 x 2
+    # transactions per call are in that state at once; as objects (each
+    # with its timer entry) they made every collection of the middle
+    # generation walk them all: a stall of a third of a second at 4,000
+    # calls/s (bench/README.md, twelfth session).  Their end times come in
+    # order (the same 64*T1 from now), so they wait in one deque, and one
+    # timer entry at a time ends those due.  The object itself is no longer
+    # the manager's: the TU may still send a 2xx through it while Accepted.
+
+    #: after ending the tuples due, the next are ended no sooner than this
+    #: (up to this late), so that under load one timer entry ends a batch.
+    ABSORB_SLACK = 0.02
+
+    def _absorb(self, txn, end):
+        final = None if txn.method == "INVITE" else txn.final_bytes
+        dest = txn.dest
+        ghost = (end, txn.key, final, dest[0], dest[1], dest[2], txn.raw_key, txn.merge_key)
+        key = txn.key
+        if self._servers.get(key) is txn:
+            self._servers[key] = ghost
+        raw_key = txn.raw_key
+        if raw_key is not None and self._raw.get(raw_key) is txn:
+            self._raw[raw_key] = ghost
+        mkey = txn.merge_key
+        if mkey is not None and self._merge.get(mkey) is txn:
+            self._merge[mkey] = ghost
+        self._absorbing.append(ghost)
+        if self._absorbing_timer is None:
+            self._absorbing_timer = self._timers.add(end, self._expire_cb, None)
+
+    def _absorbed(self, ghost):
+        """A retransmission of an absorbing transaction's request."""
+        final = ghost[2]
+        if final is not None:
+            self._sender(destination(ghost[3], ghost[4], ghost[5]))(final)
+
+    def _expire_absorbing(self, _):
+        self._absorbing_timer = None
+        now = self._reactor.seconds() + 1e-9
+        queue = self._absorbing
+        forget = self._forget
+        while queue and queue[0][0] <= now:
+            forget(queue.popleft())
+        if queue:
+            at = queue[0][0]
+            soonest = now + self.ABSORB_SLACK
+            self._absorbing_timer = self._timers.add(at if at > soonest else soonest,
+                                                     self._expire_cb, None)
+        if self._waiters and not self._clients and not self._servers:
+            self._drained()
+
+    def _forget(self, ghost):
+        """Take an absorbing transaction's tuple out of the tables."""
+        key = ghost[1]
+        if self._servers.get(key) is ghost:
+            del self._servers[key]
+        raw_key = ghost[6]
+        if raw_key is not None and self._raw.get(raw_key) is ghost:
+            del self._raw[raw_key]
+        mkey = ghost[7]
+        if mkey is not None and self._merge.get(mkey) is ghost:
+            del self._merge[mkey]
 
     def _fire(self, txn):
         at = txn.timer_at
@@ -508,6 +615,33 @@ class TransactionManager(service.Service):
         if txn.state != TERMINATED:
             self._reschedule(txn)
 
+    def _sender(self, dest):
+        """
+        The machines' send callable for C{dest}, one per destination (a
+        transaction's own bound method would be one more object, and a
+        reference cycle, for each of the tens of thousands absorbing
+        retransmissions at a high call rate).  The real transport reports
+        errors through L{transport_error}; a send that raises is treated
+        the same way: every transaction bound to C{dest} ends.
+        """
+        send = self._senders.get(dest)
+        if send is not None:
+            return send
+        log = self._log
+
+        def send(data):
+            try:
+                self._transport.send(data, dest)
+            except Exception as e:
+                log.failure("transport failed sending to {dest}", dest=dest)
+                self.transport_error(dest, str(e) or e.__class__.__name__)
+
+        senders = self._senders
+        if len(senders) >= INTERN_MAX:
+            senders.clear()
+        senders[dest] = send
+        return send
+
     def _remove(self, txn):
         if txn.pending_cancel is not None:
             self._release_cancel(txn, False)
@@ -516,10 +650,7 @@ class TransactionManager(service.Service):
             self._timers.cancel(entry)
             txn.timer = None
             txn.timer_at = None
-        # The machine's send callable is its own bound method: a reference
-        # cycle that only the garbage collector would break.  Break it, so
-        # an ended transaction is freed at once.
-        txn._send = _discard
+        txn._send = _discard        # an ended transaction sends nothing more
         table = self._clients if txn.is_client else self._servers
         if table.get(txn.key) is txn:
             del table[txn.key]
@@ -560,6 +691,8 @@ class TransactionManager(service.Service):
             if state == CALLING or state == TRYING or state == PROCEEDING or state is None:
                 return True
         for txn in self._servers.values():
+            if type(txn) is tuple:
+                continue            # absorbing: owes nothing
             state = txn.state
             if state == TRYING or state == PROCEEDING or (
                     state == COMPLETED and txn.method == "INVITE"):
@@ -581,10 +714,14 @@ class TransactionManager(service.Service):
             self._log.info("{count} transactions still open at shutdown: dropped",
                            count=len(txns))
         for txn in txns:
+            if type(txn) is tuple:
+                continue
             txn.timer = None
             txn.timer_at = None
             txn._send = _discard
         self._timers.clear()
+        self._absorbing.clear()
+        self._absorbing_timer = None
         self._clients.clear()
         self._servers.clear()
         self._merge.clear()

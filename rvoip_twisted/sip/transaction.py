@@ -134,7 +134,8 @@ def server_key(request, method=None, to_tag=False):
     """
     The server transaction key of a received request (RFC 3261 17.2.3).
 
-    With a C{z9hG4bK} branch: C{(branch, sent-by, method)}, where an ACK
+    With a C{z9hG4bK} branch: C{(branch, sent-by host, sent-by port,
+    method)}, where an ACK
     takes the method INVITE.  Without (RFC 2543): the Request-URI, To tag,
     From tag, Call-ID, CSeq number, method and top Via.
 
@@ -150,7 +151,11 @@ def server_key(request, method=None, to_tag=False):
             method = "INVITE"
     branch = via.branch
     if branch is not None and branch.startswith(BRANCH_MAGIC):
-        return (branch, via.sent_by, method)
+        # Flat, of strings and ints: a plain tuple the garbage collector
+        # stops tracking at its first look (see the transaction manager's
+        # absorbing transactions).
+        sent_by = via.sent_by
+        return (branch, sent_by[0], sent_by[1], method)
     if to_tag is False:
         to_tag = request.to_tag
     return (request.uri, to_tag, request.from_tag, request.call_id,
@@ -594,6 +599,14 @@ class ServerTransaction(Transaction):
         """The final response as sent (bytes), or C{None}."""
         return self._final
 
+    #: Whether all the transaction still does, until its end timer, is
+    #: absorb retransmissions of its request: a non-INVITE one Completed
+    #: (each gets L{final_bytes} again, until Timer J) or an INVITE one
+    #: Accepted (each is dropped, and an ACK that matches goes to the owner,
+    #: until Timer L).  A manager may then keep it as plain data (its key,
+    #: final bytes, destination and end time) instead of the object.
+    absorbing = False
+
     def _release(self):
         """Let the request and the response objects go (see the class docstring)."""
         self.request = None
@@ -664,6 +677,10 @@ class InviteServerTransaction(ServerTransaction):
         self.state = PROCEEDING
         self._start_retx("100", now + self.config.timer_100, 0.0)
 
+    @property
+    def absorbing(self):
+        return self.state == ACCEPTED
+
     def matches_ack(self, ack):
         """
         Whether an ACK found under one of L{ack_keys} belongs here: always
@@ -728,9 +745,17 @@ class InviteServerTransaction(ServerTransaction):
                 self._set_end("H", now + 64 * cfg.t1)
             self._send(data)
             return True
-        if state == ACCEPTED and 200 <= status < 300:
-            self._send(response.to_bytes())
-            return True
+        if state == ACCEPTED:
+            end = self._end_at
+            if end is not None and now >= end:
+                # Timer L is due though no one ran it (a manager that keeps
+                # absorbing transactions as plain data lets go of the
+                # object): it ends now.
+                self._terminate()
+                return False
+            if 200 <= status < 300:
+                self._send(response.to_bytes())
+                return True
         if state == TERMINATED:
             return False
         self._refuse(response)
@@ -776,6 +801,10 @@ class NonInviteServerTransaction(ServerTransaction):
 
     def start(self, now):
         self.state = TRYING
+
+    @property
+    def absorbing(self):
+        return self.state == COMPLETED
 
     def receive_request(self, request, now):
         self.receive_retransmission(now)
