@@ -51,14 +51,30 @@ class TimerQueueTests(SynchronousTestCase):
         self.assertEqual(self.fired, [("keep", 2.0)])
 
     def test_last_cancel_leaves_nothing_pending(self):
-        """When the last live entry is cancelled the reactor has no delayed call left."""
+        """
+        When the last live entry is cancelled the heap empties; the delayed
+        call runs once more at its time (an entry added meanwhile reuses it)
+        and then the reactor has no delayed call left.
+        """
         a = self.queue.add(1.0, self.record, "a")
         b = self.queue.add(30.0, self.record, "b")
         self.queue.cancel(a)
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
         self.queue.cancel(b)
-        self.assertEqual(self.clock.getDelayedCalls(), [])
         self.assertEqual(len(self.queue), 0)
+        self.assertEqual(self.queue.pending(), 0)
+        [call] = self.clock.getDelayedCalls()
+        self.assertEqual(call.getTime(), 1.0)
+        c = self.queue.add(0.5, self.record, "c")      # sooner: the same call, moved
+        self.assertEqual(self.clock.getDelayedCalls(), [call])
+        self.queue.cancel(c)
+        self.clock.advance(0.5)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.fired, [])
+        self.queue.add(2.0, self.record, "d")
+        self.clock.advance(1.5)
+        self.assertEqual(self.fired, [("d", 2.0)])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_callback_adds_and_cancels(self):
         """A callback may add entries (due ones fire in the same run) and cancel others."""

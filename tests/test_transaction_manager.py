@@ -106,6 +106,13 @@ class ManagerTestCase(SynchronousTestCase):
     def assertEmpty(self):
         self.assertEqual(self.manager.stats(), {"server": 0, "client": 0})
         self.assertEqual(self.manager._timers.pending(), 0)
+        # The timer queue's delayed call may still be armed for an entry
+        # cancelled since (TimerQueue.cancel): it runs once, to no effect.
+        sent = len(self.transport.sent)
+        for call in self.clock.getDelayedCalls():
+            self.assertEqual(call.func, self.manager._timers._run)
+            self.clock.advance(call.getTime() - self.clock.seconds())
+        self.assertEqual(len(self.transport.sent), sent)
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def timer_times(self):
