@@ -1197,6 +1197,35 @@ class MediaClockTests(SynchronousTestCase):
         self.assertEqual(names.count("b"), 2)  # t = 0.002, 0.022
         self.assertEqual({frames for _, frames, _ in self.calls}, {1})
 
+    def test_changes_between_runs(self):
+        """
+        A slot's callbacks are taken as they are when it runs: a stream added
+        and removed between two runs is never called; one added by a
+        callback of the run is called from the next run on.
+        """
+        clock = MediaClock(self.reactor, tick=0.02, period=0.02)     # one slot
+        clock.start()
+        clock.add(self.recorder("a"))
+        gone = clock.add(self.recorder("gone"))
+        clock.remove(gone)
+        added = []
+
+        def adder(frames, now):
+            self.calls.append(("adder", frames, round(now, 3)))
+            if not added:
+                added.append(clock.add(self.recorder("late")))
+
+        clock.add(adder)
+        self.reactor.advance(0.02)
+        self.assertEqual([name for name, _, _ in self.calls], ["a", "adder"])
+        gone = clock.add(self.recorder("gone"))
+        self.reactor.advance(0.01)
+        clock.remove(gone)
+        self.reactor.advance(0.01)
+        self.assertEqual([name for name, _, _ in self.calls],
+                         ["a", "adder", "a", "adder", "late"])
+        self.assertEqual(clock.slot_loads(), [3])
+
     def test_runs_only_with_streams(self):
         """
         Enabled with no stream, the clock sets no timer; the first stream

@@ -44,6 +44,9 @@ class MediaClock:
         self.period = period
         self.slots = max(1, int(round(period / tick)))
         self._wheel = [{} for _ in range(self.slots)]
+        #: per slot: a tuple of its callbacks for the next run, or None when
+        #: it changed since (made at the run: at a high call rate many
+        #: streams come and go between two runs of a slot)
         self._snapshots = [() for _ in range(self.slots)]
         #: per slot: its LoopingCall, or the DelayedCall that starts it at
         #: the slot's phase, or None
@@ -157,7 +160,7 @@ class MediaClock:
         key = self._next_key
         self._next_key += 1
         wheel[slot][key] = callback
-        self._snapshots[slot] = tuple(wheel[slot].items())
+        self._snapshots[slot] = None
         self._streams += 1
         self._idle[slot] = 0
         if self._enabled:
@@ -170,7 +173,7 @@ class MediaClock:
         """
         slot, key = handle
         if self._wheel[slot].pop(key, None) is not None:
-            self._snapshots[slot] = tuple(self._wheel[slot].items())
+            self._snapshots[slot] = None
             self._streams -= 1
 
     def slot_loads(self):
@@ -179,6 +182,8 @@ class MediaClock:
 
     def _run(self, slot, count):
         snapshot = self._snapshots[slot]
+        if snapshot is None:
+            snapshot = self._snapshots[slot] = tuple(self._wheel[slot].items())
         if not snapshot:
             self._idle[slot] += count
             if self._idle[slot] >= self._idle_limit:
