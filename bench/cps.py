@@ -31,7 +31,7 @@ from .common import (
 from .references import BareTwistedUas, SippUas
 
 FULL_STEPS = (100, 250, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 15000,
-              20000)
+              20000, 25000, 30000)
 SMOKE_STEPS = (100,)
 RETRANS_LIMIT_PCT = 1.0
 MIN_ACHIEVED = 0.95
