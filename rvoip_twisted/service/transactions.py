@@ -26,9 +26,14 @@ Upward, the TU (the session layer) implements::
                                                # sent (the transport's reason)
 
 CANCEL arrives through C{request_received} like any request, in its own
-server transaction; L{TransactionManager.find_invite_for_cancel} gives the
-INVITE server transaction it cancels (or C{None}: the TU answers 481).  The
-TU answers the CANCEL (200) and the INVITE (487) itself.
+server transaction; L{TransactionManager.matches_cancel} tells whether it
+cancels a given INVITE server transaction, live or answered (else the TU
+answers 481), and L{TransactionManager.find_invite_for_cancel} gives the live
+one it cancels.  The TU answers the CANCEL (200) and the INVITE (487) itself.
+
+A server transaction that only absorbs retransmissions (non-INVITE
+Completed, INVITE Accepted) leaves the tables as an object: the manager
+keeps it as a plain tuple until Timer J or L (see L{TransactionManager._absorb}).
 
 The manager answers two things by itself: 482 to a merged request (RFC
 3261 8.2.2.2: no To tag, the From tag, Call-ID and CSeq of a request in a
@@ -487,8 +492,10 @@ class TransactionManager(service.Service):
 
     def find_invite_for_cancel(self, cancel_request):
         """
-        The INVITE server transaction a received CANCEL cancels (RFC 3261
-        9.2: the CANCEL's key with method INVITE), or C{None}.
+        The live INVITE server transaction a received CANCEL cancels (RFC
+        3261 9.2: the CANCEL's key with method INVITE), or C{None} (also
+        when that INVITE was answered 2xx and only absorbs retransmissions:
+        see L{matches_cancel}).
         """
         txn = self._servers.get(server_key(cancel_request, "INVITE"))
         if txn is not None and type(txn) is not tuple and txn.method == "INVITE":
