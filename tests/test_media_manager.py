@@ -281,6 +281,31 @@ class PortAllocationTests(ManagerTestCase):
         self.assertEqual(self.reactor.ports, {})
         self.assertEqual(manager.ports_in_use(), 0)
 
+    def test_pool_cap(self):
+        """
+        The pool keeps at most pool_max idle pairs (the oldest beyond are
+        closed); the cap is POOL_MAX, lower where the open-files limit is.
+        """
+        self.assertEqual(media.pool_cap(1048576), media.POOL_MAX)
+        self.assertEqual(media.pool_cap(20000), (20000 - 1024) // 4)
+        self.assertEqual(media.pool_cap(1024), 16)
+        self.assertGreaterEqual(media.pool_cap(), 16)
+        # the plugin's raised limit of this machine keeps the pool above what
+        # 5,000 calls/s need (calls/s x RECYCLE_AFTER pairs) where it can
+        self.assertGreaterEqual(media.POOL_MAX, 5000 * media.RECYCLE_AFTER)
+        manager = self.manager(port_range=(20000, 20020))
+        manager.startService()
+        manager.pool_max = 3
+        sessions = [manager.new_session(str(i)) for i in range(5)]
+        for session in sessions:
+            session.stop()
+        self.assertEqual(manager.ports_pooled(), 2 * 3)
+        for port in (20000, 20002):                  # the two oldest: closed
+            self.assertNotIn(port, self.reactor.ports)
+        for port in (20004, 20006, 20008):
+            self.assertIn(port, self.reactor.ports)
+        manager.stopService()
+
     def test_pool_used_when_range_exhausted(self):
         """
         With no port left to bind, a pooled pair is reused even if fresh,

@@ -63,10 +63,13 @@ RECYCLE_AFTER = 0.5
 #: reactor, and the media clock due in it, for milliseconds.
 RTCP_SLICES = 100
 #: At most this many idle port pairs stay open; older ones are closed.  A
-#: released pair waits RECYCLE_AFTER seconds, so the pool holds about
-#: calls/s x RECYCLE_AFTER pairs (1,000 at 2,000 calls/s): two descriptors
-#: each, which the twistd plugin makes room for (see tap.raise_open_files).
-POOL_MAX = 2048
+#: released pair waits RECYCLE_AFTER seconds, so the pool needs about
+#: calls/s x RECYCLE_AFTER pairs (2,500 at 5,000 calls/s); past its cap every
+#: call binds two new sockets and closes two old ones (at 2,048 that cliff
+#: was at 4,096 calls/s and cost a quarter of the server's CPU there).  Two
+#: descriptors a pair, which the twistd plugin makes room for (see
+#: tap.raise_open_files); with fewer the cap is lower (L{pool_cap}).
+POOL_MAX = 8192
 #: Pause between two digits of L{MediaSession.send_dtmf}, in ms.
 DTMF_GAP_MS = 60
 
@@ -978,6 +981,8 @@ class MediaManager(Service):
         self._closing = set()
         #: idle open port pairs, oldest first: (released_at, port, rtp, rtcp)
         self._pool = collections.deque()
+        #: at most this many of them (L{pool_cap}, read when the manager is made)
+        self.pool_max = pool_cap()
         self._rtcp_round = []
         self._rtcp_turn = RTCP_SLICES  # the next turn starts a round
         self._rtcp_done = 0
@@ -1136,7 +1141,7 @@ class MediaManager(Service):
             self._in_use.discard(port)
             pool = self._pool
             pool.append((self.reactor.seconds(), port, rtp, rtcp))
-            if len(pool) > POOL_MAX:
+            if len(pool) > self.pool_max:
                 _, old_port, old_rtp, old_rtcp = pool.popleft()
                 self._in_use.add(old_port)
                 self._release_later(old_port, [old_rtp.close(), old_rtcp.close()])
@@ -1162,6 +1167,24 @@ class MediaManager(Service):
     def _release(self, port):
         self._in_use.discard(port)
         self._free.append(port)
+
+
+def pool_cap(open_files=None):
+    """
+    How many idle port pairs the pool keeps: L{POOL_MAX}, or a quarter of
+    the open-files limit beyond 1,024 kept for everything else, when that is
+    less (at least 16).  C{open_files}: the limit (default: the soft
+    RLIMIT_NOFILE now).
+    """
+    if open_files is None:
+        try:
+            import resource
+            open_files, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if open_files == resource.RLIM_INFINITY:
+                return POOL_MAX
+        except (ImportError, ValueError, OSError):
+            return POOL_MAX
+    return max(16, min(POOL_MAX, (open_files - 1024) // 4))
 
 
 def _drop(data, addr):
