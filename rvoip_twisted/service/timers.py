@@ -11,8 +11,9 @@ and asks the reactor for a single delayed call, armed for the earliest.
 
 Cancelling marks the entry (it stays in the heap until its time comes,
 so the heap holds at most rate x longest timer entries; when no live entry
-is left the heap is emptied); rescheduling is a cancel plus an add.  Entries fire in time order, never before their time,
-with the reactor's clock (so C{task.Clock} drives them in tests).
+is left the heap is emptied); rescheduling is a cancel plus an add.
+Entries fire in time order, never before their time, with the reactor's
+clock (so C{task.Clock} drives them in tests).
 """
 
 import heapq
@@ -75,8 +76,8 @@ class TimerQueue:
         entry[2] = entry[3] = None
         self._live -= 1
         if not self._live:
-            for entry in self._heap:
-                entry[2] = entry[3] = None
+            for dead in self._heap:
+                dead[2] = dead[3] = None
             self._heap = []
 
     @staticmethod
