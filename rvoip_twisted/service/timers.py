@@ -76,9 +76,7 @@ class TimerQueue:
         entry[2] = entry[3] = None
         self._live -= 1
         if not self._live:
-            for dead in self._heap:
-                dead[2] = dead[3] = None
-            self._heap = []
+            self._heap = []         # every entry left in it is cancelled
 
     @staticmethod
     def active(entry):
