@@ -470,31 +470,21 @@ class Message:
         dropped), or last when there was none.
         """
         body = self.body
-        # The usual message, one we build, has no Content-Length header:
-        # its text is joined once from the parts, no string made per header.
-        parts = [self._start_line()]
-        for n, v in self.headers:
-            if n == "Content-Length":
-                break
-            parts += ("\r\n", n, ": ", v)
-        else:
-            parts.append("\r\nContent-Length: %d\r\n\r\n" % (len(body),))
-            return "".join(parts).encode(ENCODING, ERRORS) + body
         length = "Content-Length: %d" % (len(body),)
-        lines = [self._start_line()]
-        append = lines.append
+        # The text is joined once from the parts: no string made per header.
+        parts = [self._start_line()]
         placed = False
         for n, v in self.headers:
             if n == "Content-Length":
                 if not placed:
-                    append(length)
+                    parts += ("\r\n", length)
                     placed = True
             else:
-                append(n + ": " + v)
+                parts += ("\r\n", n, ": ", v)
         if not placed:
-            append(length)
-        append("\r\n")
-        return "\r\n".join(lines).encode(ENCODING, ERRORS) + body
+            parts += ("\r\n", length)
+        parts.append("\r\n\r\n")
+        return "".join(parts).encode(ENCODING, ERRORS) + body
 
     __bytes__ = to_bytes
 
