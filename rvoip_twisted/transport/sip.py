@@ -771,35 +771,33 @@ class SIPTransport:
                 self._error(dest, "no UDP socket for this address family")
                 return
             held = proto.held
-            if held is not None:
-                held.append((data, (host, dest.port), dest))
-                if len(held) >= proto.HELD_MAX:
-                    proto.flush()
+            if held is None:
+                self._send_held(proto, ((data, (host, dest.port), dest),))
                 return
-            try:
-                # The socket directly: Twisted's Port.write re-validates the
-                # address on every datagram, a cost on the per-message path.
-                proto.socket.sendto(data, (host, dest.port))
-            except BlockingIOError:
-                self.dropped_count += 1      # a full buffer: retransmission covers it
-            except OSError as e:
-                self._error(dest, str(e))
+            held.append((data, (host, dest.port), dest))
+            if len(held) >= proto.HELD_MAX:
+                proto.flush()
         else:
             self._send_tcp(data, dest)
 
     def _send_held(self, proto, held):
-        """Send the datagrams a read burst held (L{SIPDatagramProtocol.held})."""
+        """
+        Send C{(data, address, destination)} datagrams on a UDP port: those
+        a read burst held (L{SIPDatagramProtocol.held}), or one sent at once.
+        """
         sock = proto.socket
         if sock is None:
             for _, _, dest in held:
                 self._error(dest, "no UDP socket for this address family")
             return
+        # The socket directly: Twisted's Port.write re-validates the
+        # address on every datagram, a cost on the per-message path.
         sendto = sock.sendto
         for data, addr, dest in held:
             try:
                 sendto(data, addr)
             except BlockingIOError:
-                self.dropped_count += 1
+                self.dropped_count += 1      # a full buffer: retransmission covers it
             except OSError as e:
                 self._error(dest, str(e))
 
