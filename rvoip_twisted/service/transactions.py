@@ -533,7 +533,7 @@ class TransactionManager(service.Service):
         txn.timer_at = deadline
         if deadline is None:
             return
-        if not txn.is_client and txn.absorbing:
+        if txn.absorbing:
             self._absorb(txn, deadline)
             return
         txn.timer = self._timers.add(deadline, self._fire_cb, txn)
@@ -562,16 +562,16 @@ class TransactionManager(service.Service):
     ABSORB_SLACK = 0.02
 
     def _absorb(self, txn, end):
+        key = txn.key
+        raw_key = txn.raw_key
+        mkey = txn.merge_key
         final = None if txn.method == "INVITE" else txn.final_bytes
         dest = txn.dest
-        ghost = (end, txn.key, final, dest[0], dest[1], dest[2], txn.raw_key, txn.merge_key)
-        key = txn.key
+        ghost = (end, key, final, dest[0], dest[1], dest[2], raw_key, mkey)
         if self._servers.get(key) is txn:
             self._servers[key] = ghost
-        raw_key = txn.raw_key
         if raw_key is not None and self._raw.get(raw_key) is txn:
             self._raw[raw_key] = ghost
-        mkey = txn.merge_key
         if mkey is not None and self._merge.get(mkey) is txn:
             self._merge[mkey] = ghost
         self._absorbing.append(ghost)

@@ -265,6 +265,15 @@ class Transaction:
     #: whether this is a client transaction (class constant).
     is_client = None
 
+    #: Whether all the transaction still does, until its end timer, is
+    #: absorb retransmissions of its request: a non-INVITE server one
+    #: Completed (each gets L{ServerTransaction.final_bytes} again, until
+    #: Timer J) or an INVITE server one Accepted (each is dropped, and an
+    #: ACK that matches goes to the owner, until Timer L).  A manager may
+    #: then keep it as plain data (its key, final bytes, destination and
+    #: end time) instead of the object.  Never for a client transaction.
+    absorbing = False
+
     def __init__(self, request, owner, send, config=None, reliable=None):
         self.request = request
         self.method = request.method
@@ -598,14 +607,6 @@ class ServerTransaction(Transaction):
     def final_bytes(self):
         """The final response as sent (bytes), or C{None}."""
         return self._final
-
-    #: Whether all the transaction still does, until its end timer, is
-    #: absorb retransmissions of its request: a non-INVITE one Completed
-    #: (each gets L{final_bytes} again, until Timer J) or an INVITE one
-    #: Accepted (each is dropped, and an ACK that matches goes to the owner,
-    #: until Timer L).  A manager may then keep it as plain data (its key,
-    #: final bytes, destination and end time) instead of the object.
-    absorbing = False
 
     def _release(self):
         """Let the request and the response objects go (see the class docstring)."""
